@@ -1,0 +1,351 @@
+"""The chain's immutable objects: Arena, Blob, Proposal, Attestation.
+
+Each object is a fixed-order msgpack array [tag, version, field..., signature].
+Its id is SHA-256 over a type-tagged prefix plus that encoding; its signature
+covers the encoding without the signature, under `ratchet/v1/<type>`.
+Constructing an object validates every field; `decode` additionally checks the
+encoding is canonical and the signature verifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from chain import keys
+from chain.encoding import (
+    MAX_OBJECT_BYTES,
+    Field,
+    integer,
+    pack,
+    pairs,
+    raw,
+    seq,
+    text,
+    to_wire,
+    unpack_array,
+)
+from chain.errors import (
+    ArityError,
+    BadSignatureError,
+    FieldValueError,
+    IdMismatchError,
+    MalformedError,
+    NonCanonicalError,
+    TrailingBytesError,
+    UnknownTypeError,
+    VersionError,
+)
+
+ID_SIZE = 32
+MAX_BLOB_BYTES = 512 * 1024
+MAX_SEEDS = 64
+VERDICT_PATTERN = r"improves|no_gain|(invalid|cheat):[a-z0-9_.\-]{1,100}"
+FLAG_PATTERN = r"[a-z0-9_.\-]{1,64}"
+TIME_MAX = 2**53  # unix milliseconds, far beyond any real clock
+
+_id32 = raw(ID_SIZE)
+_sig = raw(keys.SIGNATURE_SIZE)
+_ubpb = integer(-(10**9), 10**9)
+_seed = integer(0, 2**31 - 1)
+
+
+class ChainObject:
+    """Base of every object. Subclasses declare TYPE, FIELDS and SIGNER (the key field)."""
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+    FIELDS: ClassVar[tuple[Field, ...]]
+    SIGNER: ClassVar[str | None] = None
+    __slots__ = ("_values", "_encoding", "_id")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        names = self.field_names()
+        if len(args) > len(names):
+            raise ArityError(self.TYPE, len(names), len(args))
+        given = dict(zip(names, args, strict=False))
+        for k, v in kwargs.items():
+            if k not in names or k in given:
+                raise TypeError(f"{self.TYPE}: unexpected or repeated field {k!r}")
+            given[k] = v
+        if len(given) != len(names):
+            missing = [n for n in names if n not in given]
+            raise TypeError(f"{self.TYPE}: missing fields {missing}")
+        values = []
+        for f in self.all_fields():
+            values.append(f.check(self.TYPE, f.name, given[f.name]))
+        object.__setattr__(self, "_values", tuple(values))
+        object.__setattr__(self, "_encoding", pack([self.TYPE, self.VERSION, *map(to_wire, values)]))
+        object.__setattr__(self, "_id", None)
+        self._check_consistency()
+
+    # -- schema -------------------------------------------------------------
+    @classmethod
+    def all_fields(cls) -> tuple[Field, ...]:
+        if cls.SIGNER is None:
+            return cls.FIELDS
+        return (*cls.FIELDS, Field("signature", _sig))
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in cls.all_fields())
+
+    def _check_consistency(self) -> None:
+        """Rules that span several fields; subclasses override."""
+
+    # -- access -------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        try:
+            idx = type(self).field_names().index(name)
+        except ValueError:
+            raise AttributeError(f"{self.TYPE} has no field {name!r}") from None
+        return self._values[idx]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{self.TYPE} objects are immutable")
+
+    def fields(self) -> dict[str, Any]:
+        return dict(zip(self.field_names(), self._values, strict=True))
+
+    def replace(self, **changes: Any) -> ChainObject:
+        """A copy with some fields changed (its signature is then usually invalid)."""
+        return type(self)(**{**self.fields(), **changes})
+
+    # -- bytes and ids ------------------------------------------------------
+    def encode(self) -> bytes:
+        return self._encoding
+
+    def payload(self) -> bytes:
+        """What the signature covers: the encoding without the signature field."""
+        values = self._values[:-1] if self.SIGNER else self._values
+        return pack([self.TYPE, self.VERSION, *map(to_wire, values)])
+
+    @property
+    def id(self) -> bytes:
+        if self._id is None:
+            h = hashlib.sha256(f"ratchet/v1/id/{self.TYPE}\x00".encode() + self._encoding)
+            object.__setattr__(self, "_id", h.digest())
+        return self._id  # type: ignore[return-value]
+
+    @property
+    def hex(self) -> str:
+        return self.id.hex()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._encoding == self._encoding  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.hex[:12]}…)"
+
+    # -- signatures ---------------------------------------------------------
+    @classmethod
+    def create(cls, key: keys.SigningKey, **fields: Any) -> Any:
+        """Build and sign an object; the signer field is set to `key.public`."""
+        assert cls.SIGNER is not None, f"{cls.TYPE} is not signed"
+        fields[cls.SIGNER] = key.public
+        unsigned = cls(**fields, signature=b"\x00" * keys.SIGNATURE_SIZE)
+        return cls(**fields, signature=key.sign(cls.TYPE, unsigned.payload()))
+
+    def check_signature(self) -> None:
+        if self.SIGNER is None:
+            return
+        signer = getattr(self, self.SIGNER)
+        if not keys.verify(signer, self.signature, self.TYPE, self.payload()):
+            raise BadSignatureError(self.TYPE, signer.hex())
+
+
+class Blob(ChainObject):
+    """Raw bytes addressed by their hash: a training script."""
+
+    TYPE = "blob"
+    FIELDS = (Field("data", raw(max_len=MAX_BLOB_BYTES)),)
+    __slots__ = ()
+
+
+class Arena(ChainObject):
+    """The genesis of one chain: what is trained, on what data, under which budget and rule."""
+
+    TYPE = "arena"
+    SIGNER = "creator"
+    FIELDS = (
+        Field("name", text(64, r"[a-z0-9][a-z0-9_\-]*")),
+        Field("description", text(2000)),
+        Field("script", _id32, "blob id of the reference train.py"),
+        Field("harness", text(64), "harness version that runs the check"),
+        Field("dataset_name", text(64)),
+        Field("dataset_sha256", raw(max_len=32), "SHA-256 of the data, or empty if generated per check"),
+        Field("dataset_source", text(500)),
+        Field("budget_kind", text(16, r"tokens|seconds")),
+        Field("budget_value", integer(1, 10**13)),
+        Field("wall_cap_s", integer(1, 7 * 86400)),
+        Field("hardware", text(64, r"[a-z0-9:_.\-]+")),
+        Field("seeds", integer(1, MAX_SEEDS), "seeds per check"),
+        Field("quorum", integer(1, 1000)),
+        Field("verifiers", seq(_id32, 1000, sorted_unique=True)),
+        Field("margin_ubpb", integer(0, 10**7), "minimum mean paired improvement, micro-bits"),
+        Field("max_script_bytes", integer(1, MAX_BLOB_BYTES)),
+        Field("settings", pairs(64), "harness settings (sorted key/value strings)"),
+        Field("bootstrap", seq(text(300), 32), "multiaddrs of well-known peers"),
+        Field("created_at", integer(0, TIME_MAX), "unix milliseconds"),
+        Field("creator", _id32),
+    )
+    __slots__ = ()
+
+    def _check_consistency(self) -> None:
+        if len(self.dataset_sha256) not in (0, 32):
+            raise FieldValueError(self.TYPE, "dataset_sha256", "must be empty or 32 bytes")
+        if self.quorum > len(self.verifiers):
+            raise FieldValueError(
+                self.TYPE, "quorum", f"{self.quorum} exceeds the {len(self.verifiers)} verifiers"
+            )
+
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        return dict(self.settings).get(key, default)
+
+
+class Proposal(ChainObject):
+    """A candidate commit: a new script against a parent, with what its author measured."""
+
+    TYPE = "proposal"
+    SIGNER = "author"
+    FIELDS = (
+        Field("arena", _id32),
+        Field("parent", _id32, "parent commit id, or the arena id for the first commit"),
+        Field("script", _id32, "blob id of the new train.py"),
+        Field("message", text(4096)),
+        Field("claim_parent_ubpb", _ubpb, "author's mean val_bpb of the parent, micro-bits"),
+        Field("claim_candidate_ubpb", _ubpb, "author's mean val_bpb of the candidate"),
+        Field("claim_seeds", seq(_seed, MAX_SEEDS)),
+        Field("claim_hardware", text(64)),
+        Field("timestamp", integer(0, TIME_MAX), "unix milliseconds"),
+        Field("author", _id32),
+    )
+    __slots__ = ()
+
+    def _check_consistency(self) -> None:
+        if self.parent == self.id_placeholder():
+            raise FieldValueError(self.TYPE, "parent", "cannot be zero")
+
+    @staticmethod
+    def id_placeholder() -> bytes:
+        return b"\x00" * ID_SIZE
+
+    @property
+    def claimed_gain_ubpb(self) -> int:
+        return self.claim_parent_ubpb - self.claim_candidate_ubpb
+
+
+class Attestation(ChainObject):
+    """A verifier's signed measurement of one proposal, and its verdict."""
+
+    TYPE = "attestation"
+    SIGNER = "verifier"
+    FIELDS = (
+        Field("proposal", _id32),
+        Field("arena", _id32),
+        Field("seeds", seq(_seed, MAX_SEEDS)),
+        Field("seed_proof", _sig, "verifier's signature over the proposal id; seeds derive from it"),
+        Field("parent_ubpb", seq(_ubpb, MAX_SEEDS), "per seed, as measured"),
+        Field("candidate_ubpb", seq(_ubpb, MAX_SEEDS)),
+        Field("floor_ubpb", seq(_ubpb, MAX_SEEDS), "per seed, where the arena has an exact floor"),
+        Field("hardware", text(64)),
+        Field("harness", text(64)),
+        Field("verdict", text(200, VERDICT_PATTERN)),
+        Field("flags", seq(text(64, FLAG_PATTERN), 16, sorted_unique=True)),
+        Field("wall_ms", integer(0, 10**10)),
+        Field("timestamp", integer(0, TIME_MAX), "unix milliseconds"),
+        Field("verifier", _id32),
+    )
+    __slots__ = ()
+
+    def _check_consistency(self) -> None:
+        n = len(self.seeds)
+        for name in ("parent_ubpb", "candidate_ubpb", "floor_ubpb"):
+            if len(getattr(self, name)) not in (0, n):
+                raise FieldValueError(self.TYPE, name, f"must hold 0 or {n} values (one per seed)")
+        if self.verdict in ("improves", "no_gain") and (
+            n == 0 or len(self.parent_ubpb) != n or len(self.candidate_ubpb) != n
+        ):
+            raise FieldValueError(self.TYPE, "verdict", f"{self.verdict} needs a measurement per seed")
+
+    def check_signature(self) -> None:
+        super().check_signature()
+        from chain.seeds import derive_seeds, verify_seed_proof
+
+        if not verify_seed_proof(self.verifier, self.proposal, self.seed_proof):
+            raise BadSignatureError("attestation.seed_proof", self.verifier.hex())
+        if list(self.seeds) != derive_seeds(self.seed_proof, len(self.seeds)):
+            raise FieldValueError(self.TYPE, "seeds", "do not derive from the seed proof")
+
+    @property
+    def paired_gains(self) -> list[int]:
+        """Per seed, parent minus candidate (positive = the candidate is better)."""
+        return [p - c for p, c in zip(self.parent_ubpb, self.candidate_ubpb, strict=True)]
+
+    @property
+    def mean_gain_ubpb(self) -> int:
+        gains = self.paired_gains
+        return sum(gains) // len(gains) if gains else 0
+
+    @property
+    def improves(self) -> bool:
+        return self.verdict == "improves"
+
+
+TYPES: dict[str, type[ChainObject]] = {c.TYPE: c for c in (Arena, Blob, Proposal, Attestation)}
+AnyObject = Arena | Blob | Proposal | Attestation
+
+
+def decode(data: bytes, expected_id: bytes | None = None, max_bytes: int = MAX_OBJECT_BYTES) -> Any:
+    """Decode and fully check one object: structure, fields, canonical bytes, signature, id."""
+    items = unpack_array(data, max_bytes)
+    if not items or type(items[0]) is not str:
+        raise UnknownTypeError(items[0] if items else None)
+    cls = TYPES.get(items[0])
+    if cls is None:
+        raise UnknownTypeError(items[0])
+    if len(items) < 2 or type(items[1]) is not int or items[1] != cls.VERSION:
+        raise VersionError(cls.TYPE, cls.VERSION, items[1] if len(items) > 1 else None)
+    n = len(cls.all_fields())
+    if len(items) - 2 != n:
+        raise ArityError(cls.TYPE, n, len(items) - 2)
+    obj = cls(*items[2:])
+    if obj.encode() != bytes(data):
+        raise NonCanonicalError(cls.TYPE)
+    obj.check_signature()
+    if expected_id is not None and obj.id != expected_id:
+        raise IdMismatchError(expected_id.hex(), obj.hex)
+    return obj
+
+
+def encode_stream(objects: Iterator[ChainObject] | list[ChainObject]) -> Iterator[bytes]:
+    """Objects as a stream: each object's encoding wrapped as one msgpack bin."""
+    for obj in objects:
+        yield pack(obj.encode())
+
+
+def decode_stream(data: bytes) -> Iterator[Any]:
+    """Inverse of encode_stream; each object is decoded and checked as it is reached."""
+    import msgpack
+
+    unpacker = msgpack.Unpacker(raw=False, max_bin_len=MAX_OBJECT_BYTES + 16, max_str_len=0,
+                                max_array_len=0, max_map_len=0, max_ext_len=0)
+    unpacker.feed(data)
+    index = 0
+    while True:
+        try:
+            item = unpacker.unpack()
+        except msgpack.OutOfData:
+            if unpacker.tell() != len(data):
+                raise TrailingBytesError(len(data) - unpacker.tell()) from None
+            return
+        except (ValueError, msgpack.UnpackException) as e:
+            raise MalformedError(f"stream item {index}: {e}") from e
+        if type(item) is not bytes:
+            raise MalformedError(f"stream item {index}: expected an encoded object (bin)")
+        yield decode(item)
+        index += 1
