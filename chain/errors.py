@@ -148,6 +148,14 @@ class CorruptBlobError(StoreError):
         self.blob_id, self.found = blob_id, found
 
 
+class CorruptObjectError(StoreError):
+    """A stored row that no longer decodes to the object it names (disk damage, manual edits)."""
+
+    def __init__(self, object_id: str, problem: str) -> None:
+        super().__init__(f"stored object {object_id} is corrupt: {problem}")
+        self.object_id, self.problem = object_id, problem
+
+
 class KeyFileError(ChainError):
     """A key file that is missing, unreadable, malformed or would be overwritten."""
 

@@ -51,6 +51,15 @@ _ubpb = integer(-(10**9), 10**9)
 _seed = integer(0, 2**31 - 1)
 
 
+def itemgetter_value(index: int) -> Any:
+    """A getter reading one slot of an object's value tuple (used as a field property)."""
+
+    def get(self: ChainObject) -> Any:
+        return self._values[index]
+
+    return get
+
+
 class ChainObject:
     """Base of every object. Subclasses declare TYPE, FIELDS and SIGNER (the key field)."""
 
@@ -60,53 +69,63 @@ class ChainObject:
     SIGNER: ClassVar[str | None] = None
     __slots__ = ("_values", "_encoding", "_id")
 
+    # Per-class caches filled by __init_subclass__: the full field list and name -> index.
+    _ALL: ClassVar[tuple[Field, ...]] = ()
+    _NAMES: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Cache the schema and give every field a fast read-only property."""
+        super().__init_subclass__(**kwargs)
+        fields = cls.FIELDS if cls.SIGNER is None else (*cls.FIELDS, Field("signature", _sig))
+        cls._ALL = fields
+        cls._NAMES = tuple(f.name for f in fields)
+        for i, name in enumerate(cls._NAMES):
+            if name not in cls.__dict__:
+                setattr(cls, name, property(itemgetter_value(i), doc=fields[i].doc or None))
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        names = self.field_names()
-        if len(args) > len(names):
-            raise ArityError(self.TYPE, len(names), len(args))
-        given = dict(zip(names, args, strict=False))
-        for k, v in kwargs.items():
-            if k not in names or k in given:
-                raise TypeError(f"{self.TYPE}: unexpected or repeated field {k!r}")
-            given[k] = v
-        if len(given) != len(names):
-            missing = [n for n in names if n not in given]
-            raise TypeError(f"{self.TYPE}: missing fields {missing}")
-        values = []
-        for f in self.all_fields():
-            values.append(f.check(self.TYPE, f.name, given[f.name]))
-        object.__setattr__(self, "_values", tuple(values))
-        object.__setattr__(self, "_encoding", pack([self.TYPE, self.VERSION, *map(to_wire, values)]))
+        names = self._NAMES
+        if kwargs or len(args) != len(names):
+            if len(args) > len(names):
+                raise ArityError(self.TYPE, len(names), len(args))
+            given = dict(zip(names, args, strict=False))
+            for k, v in kwargs.items():
+                if k not in names or k in given:
+                    raise TypeError(f"{self.TYPE}: unexpected or repeated field {k!r}")
+                given[k] = v
+            if len(given) != len(names):
+                missing = [n for n in names if n not in given]
+                raise TypeError(f"{self.TYPE}: missing fields {missing}")
+            args = tuple(given[n] for n in names)
+        t = self.TYPE
+        values = tuple([f.check(t, f.name, v) for f, v in zip(self._ALL, args, strict=True)])
+        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_encoding", pack([t, self.VERSION, *map(to_wire, values)]))
         object.__setattr__(self, "_id", None)
         self._check_consistency()
 
     # -- schema -------------------------------------------------------------
     @classmethod
     def all_fields(cls) -> tuple[Field, ...]:
-        if cls.SIGNER is None:
-            return cls.FIELDS
-        return (*cls.FIELDS, Field("signature", _sig))
+        return cls._ALL
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in cls.all_fields())
+        return cls._NAMES
 
     def _check_consistency(self) -> None:
         """Rules that span several fields; subclasses override."""
 
     # -- access -------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
-        try:
-            idx = type(self).field_names().index(name)
-        except ValueError:
-            raise AttributeError(f"{self.TYPE} has no field {name!r}") from None
-        return self._values[idx]
+        # Only reached for names that are not fields (fields are properties).
+        raise AttributeError(f"{self.TYPE} has no field {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{self.TYPE} objects are immutable")
 
     def fields(self) -> dict[str, Any]:
-        return dict(zip(self.field_names(), self._values, strict=True))
+        return dict(zip(self._NAMES, self._values, strict=True))
 
     def replace(self, **changes: Any) -> ChainObject:
         """A copy with some fields changed (its signature is then usually invalid)."""
@@ -300,8 +319,18 @@ TYPES: dict[str, type[ChainObject]] = {c.TYPE: c for c in (Arena, Blob, Proposal
 AnyObject = Arena | Blob | Proposal | Attestation
 
 
-def decode(data: bytes, expected_id: bytes | None = None, max_bytes: int = MAX_OBJECT_BYTES) -> Any:
-    """Decode and fully check one object: structure, fields, canonical bytes, signature, id."""
+def decode(
+    data: bytes,
+    expected_id: bytes | None = None,
+    max_bytes: int = MAX_OBJECT_BYTES,
+    *,
+    verify: bool = True,
+) -> Any:
+    """Decode and fully check one object: structure, fields, canonical bytes, signature, id.
+
+    `verify=False` skips only the signature check: for re-reading objects this
+    node already verified when it stored them (the store's own rows).
+    """
     items = unpack_array(data, max_bytes)
     if not items or type(items[0]) is not str:
         raise UnknownTypeError(items[0] if items else None)
@@ -310,13 +339,14 @@ def decode(data: bytes, expected_id: bytes | None = None, max_bytes: int = MAX_O
         raise UnknownTypeError(items[0])
     if len(items) < 2 or type(items[1]) is not int or items[1] != cls.VERSION:
         raise VersionError(cls.TYPE, cls.VERSION, items[1] if len(items) > 1 else None)
-    n = len(cls.all_fields())
+    n = len(cls._ALL)
     if len(items) - 2 != n:
         raise ArityError(cls.TYPE, n, len(items) - 2)
     obj = cls(*items[2:])
     if obj.encode() != bytes(data):
         raise NonCanonicalError(cls.TYPE)
-    obj.check_signature()
+    if verify:
+        obj.check_signature()
     if expected_id is not None and obj.id != expected_id:
         raise IdMismatchError(expected_id.hex(), obj.hex)
     return obj
