@@ -16,6 +16,7 @@ from typing import Any
 import msgpack
 
 from chain.errors import (
+    DecodeError,
     FieldTypeError,
     FieldValueError,
     MalformedError,
@@ -119,7 +120,14 @@ def seq(item: Check, max_items: int, sorted_unique: bool = False) -> Check:
             raise FieldTypeError(type_name, field, "array", value)
         if len(value) > max_items:
             raise OversizeError(f"{type_name}.{field}", max_items, len(value))
-        items = tuple(item(type_name, f"{field}[{i}]", v) for i, v in enumerate(value))
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(item(type_name, field, v))
+            except DecodeError:
+                item(type_name, f"{field}[{i}]", v)  # raise again, naming the index (slow path)
+                raise
+        items = tuple(out)
         if sorted_unique and any(a >= b for a, b in zip(items, items[1:], strict=False)):
             raise FieldValueError(type_name, field, "items must be sorted and unique")
         return items
@@ -152,7 +160,11 @@ def pairs(max_items: int, max_len: int = 200) -> Check:
 
 
 def to_wire(value: Any) -> Any:
-    """Tuples (our immutable field values) as msgpack arrays."""
+    """Tuples (our immutable field values) as msgpack arrays.
+
+    msgpack already packs tuples as arrays, so `pack` needs no conversion; this
+    is for callers that want plain lists (JSON, display).
+    """
     if isinstance(value, tuple):
         return [to_wire(v) for v in value]
     return value

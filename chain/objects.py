@@ -23,7 +23,6 @@ from chain.encoding import (
     raw,
     seq,
     text,
-    to_wire,
     unpack_array,
 )
 from chain.errors import (
@@ -100,7 +99,7 @@ class ChainObject:
         t = self.TYPE
         values = tuple([f.check(t, f.name, v) for f, v in zip(self._ALL, args, strict=True)])
         object.__setattr__(self, "_values", values)
-        object.__setattr__(self, "_encoding", pack([t, self.VERSION, *map(to_wire, values)]))
+        object.__setattr__(self, "_encoding", pack([t, self.VERSION, *values]))
         object.__setattr__(self, "_id", None)
         self._check_consistency()
 
@@ -138,7 +137,7 @@ class ChainObject:
     def payload(self) -> bytes:
         """What the signature covers: the encoding without the signature field."""
         values = self._values[:-1] if self.SIGNER else self._values
-        return pack([self.TYPE, self.VERSION, *map(to_wire, values)])
+        return pack([self.TYPE, self.VERSION, *values])
 
     @property
     def id(self) -> bytes:

@@ -18,7 +18,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -75,6 +75,48 @@ CREATE TABLE IF NOT EXISTS blobs (id BLOB PRIMARY KEY, size INTEGER NOT NULL) WI
 """
 
 
+def _prepare(conn: sqlite3.Connection, home: Path) -> None:
+    """WAL mode and the schema (idempotent: several processes may open a new home at once)."""
+    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StoreError(f"{home / DB_NAME}: cannot switch to WAL mode (got {mode})")
+    # NORMAL in WAL mode: a killed process never corrupts or half-applies a
+    # transaction; only a power cut may lose the last few commits.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{home / DB_NAME} has schema {version}; this ratchet knows {SCHEMA_VERSION}")
+    if version < SCHEMA_VERSION:
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
+        except sqlite3.DatabaseError:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+def _retry_while_locked(action: Callable[[], None]) -> None:
+    """Run `action`, retrying while another process holds a lock SQLite will not wait for.
+
+    Switching a new database to WAL returns "database is locked" at once (no busy
+    handler) when another process is doing the same; back off and try again.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 class Store:
     """One node's objects. Open with `Store.open(home)`; close (or use `with`) when done."""
 
@@ -102,19 +144,7 @@ class Store:
                 home / DB_NAME, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"{home / DB_NAME}: cannot switch to WAL mode (got {mode})")
-            # NORMAL in WAL mode: a killed process never corrupts or half-applies a
-            # transaction; only a power cut may lose the last few commits.
-            conn.execute("PRAGMA synchronous = NORMAL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{home / DB_NAME} has schema {version}; this ratchet knows {SCHEMA_VERSION}")
-            if version < SCHEMA_VERSION:
-                conn.executescript(
-                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                )
+            _retry_while_locked(lambda: _prepare(conn, home))
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open the database in {home}: {e}") from e
         blobs.sweep()
