@@ -1,0 +1,249 @@
+"""Acceptance, fork choice and credit: rules, tie-breaks, misbehaving keys, order independence."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chain.builders import key, make_arena, make_attestation, make_proposal
+from chain.consensus import ChainState, compute_state, state_for
+from chain.credit import Credit, compute_credit
+from chain.errors import ValidationError
+from chain.objects import Arena, Attestation, ChainObject, Proposal
+from chain.store import Store
+
+V1, V2, V3 = key(1), key(2), key(3)
+ALICE, BOB = key(10), key(11)
+
+
+def arena_of(quorum: int = 2, n: int = 3) -> Arena:
+    return make_arena(key(0), [key(i).public for i in range(1, n + 1)], quorum)[0]
+
+
+def prop(arena: Arena, parent: bytes | Proposal, msg: str, author=ALICE, ts: int = 1000) -> Proposal:
+    parent_id = parent.id if isinstance(parent, Proposal) else parent
+    return make_proposal(author, arena, parent_id, message=msg, timestamp=ts)[0]
+
+
+def votes(p: Proposal, *specs: tuple) -> list[Attestation]:
+    """specs: (verifier, verdict) or (verifier, verdict, gain)."""
+    out = []
+    for spec in specs:
+        v, verdict, *gain = spec
+        out.append(make_attestation(v, p, verdict, gain_ubpb=gain[0] if gain else 1000))
+    return out
+
+
+def test_linear_chain_is_accepted_with_heights_and_cumulative_gain() -> None:
+    arena = arena_of()
+    p1 = prop(arena, arena.id, "one")
+    p2 = prop(arena, p1, "two")
+    atts = votes(p1, (V1, "improves", 300), (V2, "improves", 100)) + votes(
+        p2, (V2, "improves", 200), (V3, "improves", 200), (V1, "no_gain", -5))
+    s = compute_state(arena, [p1, p2], atts)
+    assert s.accepted == {p1.id, p2.id}
+    assert s.head == p2.id
+    c1, c2 = s.commits[p1.id], s.commits[p2.id]
+    assert (c1.height, c2.height) == (1, 2)
+    assert c1.gain_ubpb == 100  # low median of (100, 300)
+    assert (c2.gain_ubpb, c2.cumulative_ubpb) == (200, 300)
+    assert c2.votes == {V1.public: "no_gain", V2.public: "improves", V3.public: "improves"}
+    assert s.lineage(p2.id) == [p2.id, p1.id]
+    assert s.head_metric_ubpb() == 1_500_000 - 200
+    assert compute_state(arena, [], []).head == arena.id
+    assert compute_state(arena, [], []).head_metric_ubpb() is None
+
+
+def test_pending_rejected_and_orphaned() -> None:
+    arena = arena_of()
+    bad = prop(arena, arena.id, "bad")
+    good_child = prop(arena, bad, "child of a rejected commit")
+    waiting = prop(arena, arena.id, "waiting")
+    early_child = prop(arena, waiting, "child of a pending commit")
+    atts = (votes(bad, (V1, "no_gain"), (V2, "invalid:syntax_error"), (V3, "improves"))
+            + votes(good_child, (V1, "improves"), (V2, "improves"))
+            + votes(waiting, (V1, "improves"), (V2, "no_gain"))
+            + votes(early_child, (V2, "improves"), (V3, "improves")))
+    s = compute_state(arena, [bad, good_child, waiting, early_child], atts)
+    assert s.commits[bad.id].status == "rejected"
+    assert "syntax_error" in s.commits[bad.id].reason
+    assert s.commits[good_child.id].status == "orphaned"
+    assert s.commits[waiting.id].status == "pending"
+    assert s.commits[early_child.id].status == "orphaned"
+    assert all(c.gain_ubpb == 0 for c in s.commits.values())
+    assert s.accepted == frozenset() and s.head == arena.id
+    # The missing vote arrives: the pending parent is accepted, and so is its child.
+    s2 = compute_state(arena, [bad, good_child, waiting, early_child], atts + votes(waiting, (V3, "improves")))
+    assert s2.commits[waiting.id].status == "accepted"
+    assert s2.commits[early_child.id].status == "accepted"
+    assert s2.head == early_child.id
+
+
+def test_equivocating_key_counts_for_nothing_on_that_proposal() -> None:
+    arena = arena_of()
+    p = prop(arena, arena.id, "x")
+    q = prop(arena, arena.id, "y")
+    two_faced = votes(p, (V1, "improves"), (V1, "no_gain")) + votes(p, (V2, "improves"))
+    s = compute_state(arena, [p, q], two_faced + votes(q, (V1, "improves"), (V3, "improves")))
+    assert s.commits[p.id].status == "pending"
+    assert V1.public not in s.commits[p.id].votes
+    assert s.commits[q.id].status == "accepted"  # V1 still counts elsewhere
+    s = compute_state(arena, [p], two_faced + votes(p, (V3, "improves")))
+    assert s.commits[p.id].status == "accepted"
+    # The same verdict signed twice (e.g. a re-run) is one vote, not two.
+    dup = [make_attestation(V1, p, "improves", timestamp=1), make_attestation(V1, p, "improves", timestamp=2)]
+    assert compute_state(arena, [p], dup).commits[p.id].status == "pending"
+
+
+def test_keys_outside_the_verifier_set_and_foreign_objects_are_ignored() -> None:
+    arena = arena_of()
+    other = make_arena(key(0), [V1.public], 1, name="other")[0]
+    p = prop(arena, arena.id, "x")
+    foreign = prop(other, other.id, "foreign")
+    outsiders = [make_attestation(key(50 + i), p) for i in range(5)]
+    s = compute_state(arena, [p, foreign], outsiders + votes(p, (V1, "improves")) + votes(foreign, (V1, "improves")))
+    assert s.commits[p.id].status == "pending"
+    assert set(s.commits) == {p.id}
+    assert set(s.commits[p.id].votes) == {V1.public}
+
+
+def test_fork_choice_tie_breaks() -> None:
+    arena = arena_of()
+    a = prop(arena, arena.id, "a")
+    b = prop(arena, arena.id, "b")
+    same = votes(a, (V1, "improves", 500), (V2, "improves", 500)) + votes(b, (V1, "improves", 500), (V2, "improves", 500))
+    assert compute_state(arena, [a, b], same).head == min(a.id, b.id)  # equal gain, equal height
+    # Equal cumulative gain: the lower height wins.
+    c = prop(arena, arena.id, "c")
+    d1 = prop(arena, arena.id, "d1")
+    d2 = prop(arena, d1, "d2")
+    atts = (votes(c, (V1, "improves", 1000), (V2, "improves", 1000))
+            + votes(d1, (V1, "improves", 500), (V2, "improves", 500))
+            + votes(d2, (V1, "improves", 500), (V2, "improves", 500)))
+    s = compute_state(arena, [c, d1, d2], atts)
+    assert s.commits[d2.id].cumulative_ubpb == s.commits[c.id].cumulative_ubpb == 1000
+    assert s.head == c.id
+    # A greater cumulative gain beats a lower height; a late better sibling moves the head.
+    late = prop(arena, arena.id, "late", author=BOB, ts=9999)
+    atts2 = atts + votes(late, (V2, "improves", 1500), (V3, "improves", 1500))
+    s2 = compute_state(arena, [c, d1, d2, late], atts2)
+    assert s2.head == late.id
+    assert s2.accepted == {c.id, d1.id, d2.id, late.id}  # the displaced branch stays accepted
+    credit = compute_credit(s2, atts2)
+    points = {x.key: x.points for x in credit.contributors}
+    assert points == {ALICE.public: 20, BOB.public: 15}  # (1000 + 500 + 500) // 100, 1500 // 100
+
+
+def test_credit_rules() -> None:
+    arena = arena_of()
+    win = prop(arena, arena.id, "win", author=ALICE, ts=5)
+    lose = prop(arena, arena.id, "lose", author=BOB, ts=7)
+    wait = prop(arena, arena.id, "wait", author=BOB, ts=9)
+    atts = (votes(win, (V1, "improves", 12345), (V2, "improves", 12345), (V3, "no_gain"))
+            + votes(lose, (V1, "no_gain"), (V2, "cheat:peeks_future"), (V3, "improves"))
+            + votes(wait, (V1, "improves"))
+            + votes(lose, (V3, "no_gain")))  # V3 equivocates on `lose`
+    s = compute_state(arena, [win, lose, wait], atts)
+    assert (s.commits[win.id].status, s.commits[lose.id].status, s.commits[wait.id].status) == (
+        "accepted", "rejected", "pending")
+    credit = compute_credit(s, atts)
+    authors = {c.key: c for c in credit.contributors}
+    assert authors[ALICE.public].points == 123 and authors[ALICE.public].accepted == 1
+    assert authors[ALICE.public].acceptance_rate == 1.0
+    bob = authors[BOB.public]
+    assert (bob.points, bob.proposals, bob.rejected, bob.accepted, bob.last_seen_ms) == (0, 2, 1, 0, 9)
+    assert bob.acceptance_rate == 0.0
+    vs = {v.key: v for v in credit.verifiers}
+    assert (vs[V1.public].agreed, vs[V1.public].disagreed, vs[V1.public].pending) == (2, 0, 1)
+    assert vs[V1.public].points == 20 and vs[V1.public].agreement_rate == 1.0
+    assert (vs[V2.public].agreed, vs[V2.public].disagreed) == (2, 0)
+    assert (vs[V3.public].agreed, vs[V3.public].disagreed, vs[V3.public].checks) == (0, 2, 2)
+    assert vs[V3.public].agreement_rate == 0.0
+    assert vs[V1.public].compute_ms == 3 * 60_000 and vs[V1.public].hardware == ("cpu",)
+    assert [v.points for v in credit.verifiers] == sorted((v.points for v in credit.verifiers), reverse=True)
+    only_pending = compute_credit(compute_state(arena, [wait], votes(wait, (V1, "improves"))), [])
+    assert only_pending.verifiers == []
+
+
+# -- order independence ---------------------------------------------------------------
+
+
+def scenario(seed: int, n_props: int = 12) -> tuple[Arena, list[ChainObject]]:
+    """A random tree of proposals with random (sometimes equivocating, sometimes outside) votes."""
+    rng = random.Random(seed)
+    n_verifiers = rng.randint(1, 4)
+    verifiers = [key(1 + i) for i in range(n_verifiers)]
+    arena = make_arena(key(0), [v.public for v in verifiers], rng.randint(1, n_verifiers))[0]
+    objs: list[ChainObject] = [arena]
+    parents = [arena.id]
+    for i in range(n_props):
+        p = make_proposal(rng.choice([ALICE, BOB]), arena, rng.choice(parents), message=f"{seed}-{i}",
+                          timestamp=rng.randint(0, 5))[0]
+        objs.append(p)
+        parents.append(p.id)
+        for v in verifiers + [key(77)]:
+            for _ in range(rng.choice([0, 1, 1, 1, 2])):
+                verdict = rng.choice(["improves", "improves", "no_gain", "invalid:oom"])
+                objs.append(make_attestation(v, p, verdict, gain_ubpb=rng.choice([100, 200, 300]),
+                                             timestamp=rng.randint(0, 3)))
+    return arena, objs
+
+
+def summary(state: ChainState, credit: Credit) -> tuple:
+    return (state.accepted, state.head,
+            {cid: (c.status, c.height, c.gain_ubpb, c.cumulative_ubpb, c.votes) for cid, c in state.commits.items()},
+            credit)
+
+
+def pure_state(arena: Arena, objs: list[ChainObject]) -> tuple:
+    props = [o for o in objs if isinstance(o, Proposal)]
+    atts = [o for o in objs if isinstance(o, Attestation)]
+    s = compute_state(arena, props, atts)
+    return summary(s, compute_credit(s, atts))
+
+
+SCENARIOS = [scenario(seed) for seed in range(6)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(which=st.integers(0, len(SCENARIOS) - 1), data=st.data())
+def test_state_is_independent_of_input_order(which: int, data: st.DataObject) -> None:
+    arena, objs = SCENARIOS[which]
+    shuffled = data.draw(st.permutations(objs))
+    doubled = shuffled + data.draw(st.lists(st.sampled_from(objs), max_size=10))  # duplicates too
+    assert pure_state(arena, doubled) == pure_state(arena, objs)
+
+
+def insert_in_any_order(store: Store, objs: list[ChainObject]) -> None:
+    """Add objects in the given order, retrying those whose dependencies come later."""
+    pending = list(objs)
+    while pending:
+        retry = []
+        for o in pending:
+            try:
+                store.add(o)
+            except ValidationError:
+                retry.append(o)
+        if len(retry) == len(pending):
+            break  # what is left can never be stored (outside keys)
+        pending = retry
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.integers(0, len(SCENARIOS) - 1), data=st.data())
+def test_stored_state_is_independent_of_insertion_order(tmp_path_factory, which: int, data: st.DataObject) -> None:
+    arena, objs = SCENARIOS[which]
+    shuffled = data.draw(st.permutations(objs))
+    results = []
+    for order in (objs, shuffled):
+        home: Path = tmp_path_factory.mktemp("order")
+        with Store.open(home) as s:
+            insert_in_any_order(s, order)
+            state = state_for(s, arena.id)
+            results.append(summary(state, compute_credit(state, s.attestations(arena.id))))
+    assert results[0] == results[1]
+    stored_only = [o for o in objs if not (isinstance(o, Attestation) and o.verifier == key(77).public)]
+    assert results[0] == pure_state(arena, stored_only)
