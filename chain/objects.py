@@ -364,16 +364,18 @@ def decode_stream(data: bytes) -> Iterator[Any]:
     unpacker = msgpack.Unpacker(raw=False, max_bin_len=MAX_OBJECT_BYTES + 16, max_str_len=0,
                                 max_array_len=0, max_map_len=0, max_ext_len=0)
     unpacker.feed(data)
-    index = 0
+    index = pos = 0
     while True:
         try:
             item = unpacker.unpack()
         except msgpack.OutOfData:
-            if unpacker.tell() != len(data):
-                raise TrailingBytesError(len(data) - unpacker.tell()) from None
+            # tell() is not reliable after a failed read: use the end of the last item.
+            if pos != len(data):
+                raise TrailingBytesError(len(data) - pos) from None
             return
         except (ValueError, msgpack.UnpackException) as e:
             raise MalformedError(f"stream item {index}: {e}") from e
+        pos = unpacker.tell()
         if type(item) is not bytes:
             raise MalformedError(f"stream item {index}: expected an encoded object (bin)")
         yield decode(item)
