@@ -104,3 +104,11 @@ def verify(public: bytes, signature: bytes, type_name: str, payload: bytes) -> b
     except (_NaclBadSignature, ValueError, TypeError):
         return False
     return True
+
+
+def verify_batch(claims: list[tuple[bytes, bytes, str, bytes]]) -> list[int]:
+    """Indexes of the (public, signature, domain type, payload) claims that do not verify.
+
+    A plain function of picklable data, so bulk validation can run it in worker processes.
+    """
+    return [i for i, (pub, sig, type_name, payload) in enumerate(claims) if not verify(pub, sig, type_name, payload)]

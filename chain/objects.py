@@ -135,9 +135,18 @@ class ChainObject:
         return self._encoding
 
     def payload(self) -> bytes:
-        """What the signature covers: the encoding without the signature field."""
-        values = self._values[:-1] if self.SIGNER else self._values
-        return pack([self.TYPE, self.VERSION, *values])
+        """What the signature covers: the encoding without the signature field.
+
+        The signature is the last element, a 64-byte bin (2 header bytes), so the
+        payload is the encoding with that element cut off and the array header
+        rewritten for one element fewer: the same bytes as re-packing, cheaper.
+        """
+        if not self.SIGNER:
+            return self._encoding
+        n = len(self._values) + 2
+        head = 1 if n < 16 else 3
+        new_head = bytes([0x90 | (n - 1)]) if n - 1 < 16 else b"\xdc" + (n - 1).to_bytes(2, "big")
+        return new_head + self._encoding[head : -(2 + keys.SIGNATURE_SIZE)]
 
     @property
     def id(self) -> bytes:
@@ -168,12 +177,23 @@ class ChainObject:
         unsigned = cls(**fields, signature=b"\x00" * keys.SIGNATURE_SIZE)
         return cls(**fields, signature=key.sign(cls.TYPE, unsigned.payload()))
 
-    def check_signature(self) -> None:
+    def signature_claims(self) -> list[tuple[str, bytes, bytes, str, bytes]]:
+        """Every signature this object carries: (what, public key, signature, domain, message).
+
+        Separate from checking so bulk validation can verify many in a batch.
+        """
         if self.SIGNER is None:
-            return
-        signer = getattr(self, self.SIGNER)
-        if not keys.verify(signer, self.signature, self.TYPE, self.payload()):
-            raise BadSignatureError(self.TYPE, signer.hex())
+            return []
+        return [(self.TYPE, getattr(self, self.SIGNER), self.signature, self.TYPE, self.payload())]
+
+    def check_derived(self) -> None:
+        """Rules tying fields to the signatures (checked once those verify); subclasses override."""
+
+    def check_signature(self) -> None:
+        for what, public, signature, domain_type, message in self.signature_claims():
+            if not keys.verify(public, signature, domain_type, message):
+                raise BadSignatureError(what, public.hex())
+        self.check_derived()
 
 
 class Blob(ChainObject):
@@ -290,12 +310,17 @@ class Attestation(ChainObject):
         ):
             raise FieldValueError(self.TYPE, "verdict", f"{self.verdict} needs a measurement per seed")
 
-    def check_signature(self) -> None:
-        super().check_signature()
-        from chain.seeds import derive_seeds, verify_seed_proof
+    def signature_claims(self) -> list[tuple[str, bytes, bytes, str, bytes]]:
+        from chain.seeds import SEED_DOMAIN
 
-        if not verify_seed_proof(self.verifier, self.proposal, self.seed_proof):
-            raise BadSignatureError("attestation.seed_proof", self.verifier.hex())
+        return [
+            *super().signature_claims(),
+            ("attestation.seed_proof", self.verifier, self.seed_proof, SEED_DOMAIN, self.proposal),
+        ]
+
+    def check_derived(self) -> None:
+        from chain.seeds import derive_seeds
+
         if list(self.seeds) != derive_seeds(self.seed_proof, len(self.seeds)):
             raise FieldValueError(self.TYPE, "seeds", "do not derive from the seed proof")
 

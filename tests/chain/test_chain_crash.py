@@ -81,7 +81,9 @@ def test_store_survives_sigkill_at_random_moments(tmp_path: Path) -> None:
             complete = {cid for cid in state.commits if len(s.attestations(arena.id, cid)) == 2}
             assert state.accepted == complete
             assert set(state.lineage(state.head)) == state.accepted
-            assert n - len(complete) <= 1  # at most the commit being written when killed
+            # At most one commit per crash lacks its votes (the next writer resumes from the
+            # accepted head, so it stays a dead end).
+            assert n - len(complete) <= run + 1
             for blob_id in (c.proposal.script for c in state.commits.values()):
                 if s.has(blob_id):
                     assert s.blob_data(blob_id)  # row present => file present and valid
