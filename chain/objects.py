@@ -13,6 +13,8 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+import msgpack
+
 from chain import keys
 from chain.encoding import (
     MAX_OBJECT_BYTES,
@@ -382,10 +384,32 @@ def encode_stream(objects: Iterator[ChainObject] | list[ChainObject]) -> Iterato
         yield pack(obj.encode())
 
 
+def load_trusted(data: bytes, expected_id: bytes) -> Any:
+    """Rebuild an object from bytes this node validated when it stored them (its own store).
+
+    Skips the field checks and the signature: only the id is recomputed, which
+    proves the bytes are exactly those that were validated under that id. Never
+    use on bytes from a peer or a file; chain.audit re-validates a store fully.
+    """
+    try:
+        items = msgpack.unpackb(data, raw=False, use_list=False)
+        cls = TYPES[items[0]]
+        values = items[2:]
+        if len(values) != len(cls._ALL):
+            raise ArityError(cls.TYPE, len(cls._ALL), len(values))
+    except (ValueError, TypeError, KeyError, IndexError, msgpack.UnpackException) as e:
+        raise MalformedError(f"stored bytes do not load: {e}") from e
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "_values", values)
+    object.__setattr__(obj, "_encoding", bytes(data))
+    object.__setattr__(obj, "_id", None)
+    if obj.id != expected_id:
+        raise IdMismatchError(expected_id.hex(), obj.hex)
+    return obj
+
+
 def decode_stream(data: bytes) -> Iterator[Any]:
     """Inverse of encode_stream; each object is decoded and checked as it is reached."""
-    import msgpack
-
     unpacker = msgpack.Unpacker(raw=False, max_bin_len=MAX_OBJECT_BYTES + 16, max_str_len=0,
                                 max_array_len=0, max_map_len=0, max_ext_len=0)
     unpacker.feed(data)

@@ -8,8 +8,9 @@ once there, stays true; dependencies can be read outside the write lock.
 
 Several processes may open one home (a node writing, a leaderboard reading):
 WAL lets readers run beside the writer, and busy_timeout makes writers queue.
-Rows are re-read with `decode(verify=False)` plus an id check: this node
-verified every signature when it stored the object (chain.audit re-checks all).
+Rows are re-read with `load_trusted`: this node validated every object (fields,
+signatures, rules) when it stored it, and the id recomputed on every read proves
+the bytes are the ones validated (chain.audit re-validates everything).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from chain.errors import (
     UnknownProposalError,
     WrongArenaError,
 )
-from chain.objects import Arena, Attestation, Blob, ChainObject, Proposal, decode
+from chain.objects import Arena, Attestation, Blob, ChainObject, Proposal, decode, load_trusted
 
 DB_NAME = "chain.sqlite3"
 SCHEMA_VERSION = 1
@@ -435,6 +436,6 @@ class Store:
     @staticmethod
     def _load(oid: bytes, data: bytes) -> Any:
         try:
-            return decode(bytes(data), expected_id=bytes(oid), verify=False)
+            return load_trusted(data, oid)
         except DecodeError as e:
             raise CorruptObjectError(bytes(oid).hex(), str(e)) from e
