@@ -1,0 +1,172 @@
+"""`ratchet contribute`: the unattended research loop (built-in search, random search or an agent)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from node.context import Context
+
+
+@click.command()
+@click.option("--proposer", type=click.Choice(["search", "random", "agent"]), default="search",
+              show_default=True, help="Where candidates come from.")
+@click.option("--agent-cmd", default=None, metavar="COMMAND",
+              help="Coding-agent command line for --proposer agent; runs in a working copy holding "
+                   "train.py, program.md, journal.json, arena.json ({workdir} and {script} are substituted).")
+@click.option("--agent-timeout", type=click.FloatRange(1), default=1800.0, show_default=True,
+              help="Seconds the agent may take per candidate.")
+@click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True,
+              help="CPU threads per training run.")
+@click.option("--gpus", default=None, metavar="IDS", help="GPUs the training runs may use (CUDA_VISIBLE_DEVICES).")
+@click.option("--seeds", type=click.IntRange(1, 64), default=None,
+              help="Local seeds per stage (default: the arena's seeds per check).")
+@click.option("--max-experiments", type=click.IntRange(1), default=None, help="Stop after N experiments.")
+@click.option("--max-pending", type=click.IntRange(1), default=2, show_default=True,
+              help="Wait while this many own proposals on the head await verification.")
+@click.option("--budget-override", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Local checks only: budget_value, wall_cap_s (or a bare number for budget_value). "
+                   "Local results then predict verification less well.")
+@click.option("--nice", "niceness", type=click.IntRange(0, 19), default=10, show_default=True,
+              help="Lower this process's CPU priority by N (training runs inherit it).")
+@click.option("--hours", default=None, metavar="START-END", help="Only start experiments between these local hours, e.g. 22-7.")
+@click.option("--no-confirm", is_flag=True, help="Propose on the screen stage alone (no fresh-seed confirmation).")
+@click.option("--no-claims", is_flag=True, help="Do not sign 'trying X' claims.")
+@click.option("--offline", is_flag=True, help="Do not start the network node; propose into the local store.")
+@click.option("--unsafe-no-sandbox", is_flag=True, help="Run scripts without the bubblewrap sandbox.")
+@click.option("--search-seed", type=int, default=None, help="Seed of the search's own randomness.")
+@click.pass_obj
+def contribute(ctx: Context, proposer: str, agent_cmd: str | None, agent_timeout: float,
+               threads: int, gpus: str | None, seeds: int | None, max_experiments: int | None,
+               max_pending: int, overrides: tuple[str, ...], niceness: int, hours: str | None,
+               no_confirm: bool, no_claims: bool, offline: bool, unsafe_no_sandbox: bool,
+               search_seed: int | None) -> None:
+    """Search for improvements of the head's script, check them locally, propose what wins.
+
+    Pause with `touch HOME/research/pause` or SIGUSR1, resume by deleting the
+    file or SIGUSR2. Ctrl-C stops after the current run; a restart resumes.
+    """
+    from node.commands.keys import load_key
+    from node.research.errors import ResearchError
+    from node.research.journal import Journal
+    from node.research.limits import Gate, parse_hours, set_nice
+    from node.research.localcheck import NoSandboxError
+    from node.research.loop import ContributorLoop, LoopConfig
+
+    if proposer == "agent" and not agent_cmd:
+        raise click.BadParameter("--proposer agent needs --agent-cmd", param_hint="--agent-cmd")
+    key = load_key(ctx)
+    arena = ctx.arena()
+    store = ctx.store()
+    try:
+        window = parse_hours(hours) if hours else None
+    except ResearchError as e:
+        raise click.BadParameter(str(e), param_hint="--hours") from e
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus
+    set_nice(niceness)
+    config = LoopConfig(
+        seeds=seeds, confirm=not no_confirm, threads=threads, max_experiments=max_experiments,
+        max_pending=max_pending, claims=not no_claims, unsafe_no_sandbox=unsafe_no_sandbox,
+        budget_overrides=parse_overrides(overrides),
+    )
+    gate = Gate(pause_file=ctx.home / "research" / "pause", hours=window)
+    gate.install_signals()
+    emit = _printer(ctx.as_json)
+    _stop_on_signals(gate, emit)
+    network = None if offline else _start_network(ctx, emit)
+    try:
+        with Journal.open(ctx.home) as journal:
+            try:
+                loop = ContributorLoop(
+                    store, arena, key, journal,
+                    make_proposer(proposer, arena, agent_cmd, agent_timeout, search_seed, ctx.home),
+                    config, gate=gate, on_event=emit,
+                    publisher=network.publish if network else None,
+                    claim_publisher=network.publish_claim if network else None,
+                )
+            except NoSandboxError as e:
+                raise click.ClickException(str(e)) from e
+            emit("start", f"contributing to {arena.name} {arena.hex[:12]} as {key.public.hex()[:12]} "
+                          f"({proposer}; {loop.n_seeds} seeds per stage; margin {arena.margin_ubpb} ubpb); "
+                          f"journal {journal.path}")
+            try:
+                n = loop.run()
+            except ResearchError as e:
+                raise click.ClickException(str(e)) from e
+            emit("stop", f"stopped after {n} experiments; {len(loop.proposed)} proposed")
+    finally:
+        if network is not None:
+            network.close()
+
+
+def make_proposer(name: str, arena: Any, agent_cmd: str | None, agent_timeout: float,
+                  seed: int | None, home: Path) -> Any:
+    from node.research.search import BanditSearch, RandomSearch
+
+    if name == "search":
+        return BanditSearch(seed=seed)
+    if name == "random":
+        return RandomSearch(seed=seed)
+    from node.research.agent import AgentProposer
+
+    info = {"name": arena.name, "arena": arena.hex, "budget_kind": arena.budget_kind,
+            "budget_value": arena.budget_value, "wall_cap_s": arena.wall_cap_s,
+            "seeds": arena.seeds, "hardware": arena.hardware,
+            "max_script_bytes": arena.max_script_bytes, "settings": dict(arena.settings)}
+    env = {"RATCHET_HOME": str(home), "RATCHET_ARENA": arena.hex}
+    return AgentProposer(agent_cmd or "", timeout_s=agent_timeout, arena_info=info,
+                         max_script_bytes=arena.max_script_bytes, env=env)
+
+
+def parse_overrides(items: tuple[str, ...]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep:
+            k, v = "budget_value", item
+        try:
+            out[k.strip()] = int(v)
+        except ValueError as e:
+            raise click.BadParameter(f"{item!r}: value must be an integer",
+                                     param_hint="--budget-override") from e
+        if k.strip() not in ("budget_value", "wall_cap_s"):
+            raise click.BadParameter(f"{k!r} cannot be overridden (budget_value, wall_cap_s)",
+                                     param_hint="--budget-override")
+    return out
+
+
+def _printer(as_json: bool) -> Any:
+    def emit(kind: str, text: str) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps({"t": int(time.time() * 1000), "event": kind, "text": text}) + "\n")
+        else:
+            sys.stdout.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+        sys.stdout.flush()
+
+    return emit
+
+
+def _stop_on_signals(gate: Any, emit: Any) -> None:
+    """First SIGINT/SIGTERM: finish the current run and stop; a second one exits at once."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if gate.stop.is_set():
+            raise KeyboardInterrupt
+        gate.stop.set()
+        emit("stopping", "stopping after the current run (again to quit now)")
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _start_network(ctx: Context, emit: Any) -> Any:
+    """The network node's publish API, when the network layer is installed; None otherwise."""
+    return None
