@@ -125,6 +125,8 @@ def compute_state(
             else:
                 status = PENDING
                 reason = f"{improves} of {quorum} improves votes so far ({len(votes)} of {n} verifiers voted)"
+                if not parent_ok:
+                    reason += f"; its parent is {parent.status}"  # type: ignore[union-attr]
             info = CommitInfo(cid, p, height, status, reason, votes, gain, cumulative, metric)
             commits[cid] = info
             if status == ACCEPTED:
