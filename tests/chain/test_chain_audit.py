@@ -90,3 +90,19 @@ def test_a_row_breaking_the_rules_is_caught(full_store: Store, world) -> None:
                (outsider.id, outsider.arena, outsider.proposal, outsider.verifier, outsider.timestamp))
     with pytest.raises(NotAVerifierError):
         validate_store(full_store)
+
+
+def test_validation_spawns_workers_when_other_threads_run(full_store: Store, world) -> None:
+    """A process with threads (a node, a server) must not fork: the spawned pool gives the same result."""
+    import threading
+
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait, args=(30,))
+    helper.start()
+    try:
+        assert threading.active_count() > 1
+        report = validate_store(full_store, workers=2)
+    finally:
+        stop.set()
+        helper.join(timeout=5)
+    assert len(report.states[world.arena.id].accepted) == 3
