@@ -193,7 +193,7 @@ def step_value(knob: Knob, direction: int, scale: float, knobs: dict[str, Knob],
         new = 0.0 if new < FRAC_START / 4 else round_float(min(new, FRAC_MAX))
         return new if new != v else None
     if knob.rule == INT_ADD:
-        step = max(1, round(scale))
+        step = max(1, int(scale))  # +-1 unless the search asks for a much bigger step
         new = int(v) + direction * step
         return _fit_int(knob, new, direction, knobs)
     if knob.rule == INT_MUL:

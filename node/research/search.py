@@ -2,13 +2,17 @@
 
 `BanditSearch` treats each (knob, direction) as an arm. Its reward is the
 paired gain the loop measured for one-knob experiments, in units of the
-arena's margin (invalid = -3), weighted 1.0 on the current head and 0.5 on
-older heads (after a change is accepted the landscape shifts, but a direction
-that helped often helps again). It picks arms by Thompson sampling from a
-Gaussian posterior (prior N(0, 1)), adapts each arm's step size (x1.5 after a
-gain, x0.7 after a loss), never repeats a mutation already measured on this
-head or claimed by another contributor, and combines the two best one-knob
-changes that gained without clearing the margin (small gains add up).
+arena's margin, capped at +3, with losses floored at -1 (a loss mostly says
+the step was too big, not that the direction is wrong) and invalid = -2;
+weighted 1.0 on the current head and 0.5 on older heads (after a change is
+accepted the landscape shifts, but a direction that helped often helps
+again). Arms are drawn by Thompson sampling from a Gaussian posterior whose
+prior mean favours what usually matters under a short budget (learning
+rates, then schedule, then capacity). Each arm's step size adapts (x1.5 after
+a gain, x0.5 after a loss). It never repeats a mutation already measured on
+this head or an arm another contributor claimed, and every few experiments it
+combines the two best one-knob changes that gained without clearing the
+margin (small gains add up).
 
 `RandomSearch` is the benchmark's baseline: a uniformly random knob,
 direction and step size (log-uniform 0.5-2 steps), over the same knobs.
@@ -26,12 +30,17 @@ from typing import Any, Protocol
 
 from node.research.errors import ResearchError
 from node.research.journal import INVALID, STALE, Entry
-from node.research.knobs import BOOL, CHOICE, parse_knobs
+from node.research.knobs import BOOL, CHOICE, INT_ADD, INT_MUL, LOG, Knob, parse_knobs
 from node.research.mutate import Change, Mutation, apply, combine, mutable_knobs, step_value
 
 HEAD_WEIGHT, OLD_WEIGHT = 1.0, 0.5
-INVALID_REWARD = -3.0
+INVALID_REWARD = -2.0
+LOSS_FLOOR = -1.0  # a loss mostly says the step was too big, not that the direction is wrong
 MIN_SCALE, MAX_SCALE = 0.25, 4.0
+COMBINE_MIN = 0.4  # combine one-knob changes that each gained at least this many margins
+# Prior mean reward (in margins) of moving a knob, from what usually matters in a short
+# training budget: learning rates first, then schedule and capacity, then the rest.
+PRIOR_LR, PRIOR_SCHEDULE, PRIOR_CAPACITY = 0.6, 0.3, 0.2
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,7 @@ def _reward(e: Entry, margin_ubpb: int) -> float | None:
     gain = e.mean_gain_ubpb
     if gain is None:
         return None
-    return max(-3.0, min(3.0, gain / max(margin_ubpb, 1)))
+    return max(LOSS_FLOOR, min(3.0, gain / max(margin_ubpb, 1)))
 
 
 class RandomSearch:
@@ -149,6 +158,7 @@ class BanditSearch:
     def __init__(self, seed: int | None = None, combine_every: int = 4) -> None:
         self.rng = random.Random(seed if seed is not None else int.from_bytes(os.urandom(8), "big"))
         self.combine_every = combine_every
+        self._margin = 1
 
     def propose(self, head_script: bytes, head: bytes, history: list[Entry],
                 taken: set[str], margin_ubpb: int) -> Candidate | None:
@@ -157,12 +167,13 @@ class BanditSearch:
         tried = {mutation_key(m) for e in on_head if (m := _entry_mutation(e)) is not None}
         stats, scales = self._arm_stats(history, head, margin_ubpb)
 
+        self._margin = max(margin_ubpb, 1)
         crossed = self._crossover(head_script, on_head, tried, taken)
         if crossed is not None:
             return crossed
 
         arms = _arms(head_script)
-        ranked = sorted(arms, key=lambda a: -self._sample(stats.get(_arm_name(a))))
+        ranked = sorted(arms, key=lambda a: -self._sample(stats.get(_arm_name(a)), _prior(a[0], knobs)))
         for name, direction in ranked:
             arm = _arm_name((name, direction))
             if arm in taken:
@@ -197,12 +208,12 @@ class BanditSearch:
             s, n = sums.get(arm, (0.0, 0.0))
             sums[arm] = (s + w * r, n + w)
             used = float(e.changes[0].get("scale", 1.0)) if e.changes else 1.0
-            scales[arm] = min(MAX_SCALE, max(MIN_SCALE, used * (1.5 if r > 0 else 0.7)))
+            scales[arm] = min(MAX_SCALE, max(MIN_SCALE, used * (1.5 if r > 0 else 0.5)))
         return sums, scales
 
-    def _sample(self, stat: tuple[float, float] | None) -> float:
+    def _sample(self, stat: tuple[float, float] | None, prior: float = 0.0) -> float:
         s, n = stat or (0.0, 0.0)
-        mean = s / (n + 1.0)
+        mean = (s + prior) / (n + 1.0)
         return self.rng.gauss(mean, 1.0 / math.sqrt(n + 1.0))
 
     def _crossover(self, head_script: bytes, on_head: list[Entry], tried: set[str],
@@ -215,7 +226,8 @@ class BanditSearch:
         for e in done:
             m = _entry_mutation(e)
             gain = e.mean_gain_ubpb
-            if m is not None and len(m.changes) == 1 and gain is not None and gain > 0:
+            if (m is not None and len(m.changes) == 1 and gain is not None
+                    and gain >= COMBINE_MIN * self._margin):
                 good.append((gain, m))
         good.sort(key=lambda g: -g[0])
         for i in range(len(good)):
@@ -231,6 +243,21 @@ class BanditSearch:
                 except ResearchError:
                     continue
         return None
+
+
+def _prior(name: str, knobs: dict[str, Knob]) -> float:
+    knob = knobs.get(name)
+    parts = set(name.split("[", 1)[0].split("_"))
+    if knob is None:
+        return 0.0
+    if knob.rule == LOG and parts & {"LR", "LEARNING", "RATE"}:
+        return PRIOR_LR
+    if parts & {"WARMUP", "WARMDOWN", "COOLDOWN", "SCHEDULE", "DECAY"}:
+        return PRIOR_SCHEDULE
+    if knob.rule in (INT_ADD, INT_MUL) and parts & {"LAYER", "LAYERS", "DEPTH", "EMBD", "EMBED",
+                                                     "DIM", "WIDTH", "HIDDEN", "BATCH", "SEQ"}:
+        return PRIOR_CAPACITY
+    return 0.0
 
 
 def _arm_name(arm: tuple[str, int]) -> str:
