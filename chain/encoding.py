@@ -120,15 +120,13 @@ def seq(item: Check, max_items: int, sorted_unique: bool = False) -> Check:
             raise FieldTypeError(type_name, field, "array", value)
         if len(value) > max_items:
             raise OversizeError(f"{type_name}.{field}", max_items, len(value))
-        out = []
-        for i, v in enumerate(value):
-            try:
-                out.append(item(type_name, field, v))
-            except DecodeError:
-                item(type_name, f"{field}[{i}]", v)  # raise again, naming the index (slow path)
-                raise
-        items = tuple(out)
-        if sorted_unique and any(a >= b for a, b in zip(items, items[1:], strict=False)):
+        try:
+            items = tuple([item(type_name, field, v) for v in value])
+        except DecodeError:
+            for i, v in enumerate(value):  # slow path: raise again, naming the index
+                item(type_name, f"{field}[{i}]", v)
+            raise
+        if sorted_unique and len(items) > 1 and any(a >= b for a, b in zip(items, items[1:], strict=False)):
             raise FieldValueError(type_name, field, "items must be sorted and unique")
         return items
 
