@@ -87,9 +87,16 @@ def compute_state(
     verifiers = frozenset(arena.verifiers)
     tallies: dict[bytes, dict[bytes, dict[bytes, Attestation]]] = {}
     for a in attestations:
-        if a.arena != arena_id or a.verifier not in verifiers or a.proposal not in props:
+        pid, key = a.proposal, a.verifier
+        if pid not in props or key not in verifiers or a.arena != arena_id:
             continue
-        tallies.setdefault(a.proposal, {}).setdefault(a.verifier, {})[a.id] = a
+        by_key = tallies.get(pid)
+        if by_key is None:
+            tallies[pid] = {key: {a.id: a}}
+        elif key in by_key:
+            by_key[key][a.id] = a
+        else:
+            by_key[key] = {a.id: a}
 
     n, quorum = len(verifiers), arena.quorum
     commits: dict[bytes, CommitInfo] = {}
@@ -158,7 +165,7 @@ def _count(by_key: dict[bytes, dict[bytes, Attestation]]) -> tuple[dict[bytes, s
 
 
 def _metric(atts: list[Attestation]) -> int | None:
-    means = [sum(a.candidate_ubpb) // len(a.candidate_ubpb) for a in atts if a.candidate_ubpb]
+    means = [sum(c) // len(c) for c in (a.candidate_ubpb for a in atts) if c]
     return _low_median(means) if means else None
 
 

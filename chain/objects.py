@@ -333,8 +333,11 @@ class Attestation(ChainObject):
 
     @property
     def mean_gain_ubpb(self) -> int:
-        gains = self.paired_gains
-        return sum(gains) // len(gains) if gains else 0
+        """Mean paired gain, floored (the sum of differences is the difference of sums)."""
+        parent, candidate = self.parent_ubpb, self.candidate_ubpb
+        if not parent or len(parent) != len(candidate):
+            return 0
+        return (sum(parent) - sum(candidate)) // len(parent)
 
     @property
     def improves(self) -> bool:

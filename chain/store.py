@@ -323,19 +323,22 @@ class Store:
         return [self._load(oid, data) for oid, data in rows]
 
     def find_arena(self, name_or_prefix: str) -> Arena:
-        """An arena by exact name, else by id prefix (NotFoundError / AmbiguousIdError)."""
-        rows = self._query("SELECT id FROM arenas WHERE name = ? ORDER BY id", (name_or_prefix,))
-        if not rows:
-            prefix = name_or_prefix.strip().lower()
-            if _HEX_PREFIX.fullmatch(prefix):
-                lo = bytes.fromhex(prefix.ljust(64, "0"))
-                hi = bytes.fromhex(prefix.ljust(64, "f"))
-                rows = self._query("SELECT id FROM arenas WHERE id BETWEEN ? AND ?", (lo, hi))
-        if not rows:
+        """An arena by exact name or by id prefix (NotFoundError / AmbiguousIdError).
+
+        Names are chosen by arena creators and may look like hex: a name that is also
+        another arena's id prefix is ambiguous rather than silently preferred.
+        """
+        ids = {bytes(r[0]) for r in self._query("SELECT id FROM arenas WHERE name = ?", (name_or_prefix,))}
+        prefix = name_or_prefix.strip().lower()
+        if _HEX_PREFIX.fullmatch(prefix):
+            lo = bytes.fromhex(prefix.ljust(64, "0"))
+            hi = bytes.fromhex(prefix.ljust(64, "f"))
+            ids |= {bytes(r[0]) for r in self._query("SELECT id FROM arenas WHERE id BETWEEN ? AND ?", (lo, hi))}
+        if not ids:
             raise NotFoundError(f"arena {name_or_prefix!r}")
-        if len(rows) > 1:
-            raise AmbiguousIdError(name_or_prefix, len(rows))
-        return self._arena(bytes(rows[0][0]))
+        if len(ids) > 1:
+            raise AmbiguousIdError(name_or_prefix, len(ids))
+        return self._arena(ids.pop())
 
     def proposals(self, arena_id: bytes) -> list[Proposal]:
         rows = self._query(

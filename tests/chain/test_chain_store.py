@@ -104,6 +104,12 @@ def test_arenas_sorted_and_found(store: Store, world) -> None:
     with pytest.raises(AmbiguousIdError):
         store.find_arena("alpha")
     assert store.find_arena(a1.hex[:10]) == a1
+    assert store.find_arena(a1.hex) == a1
+    squatter, _ = make_arena(world.creator, vs, 1, name=b.hex[:8])  # a name that is another's id prefix
+    store.add(squatter)
+    with pytest.raises(AmbiguousIdError):
+        store.find_arena(b.hex[:8])
+    assert store.find_arena(b.hex[:9]) == b
 
 
 def test_proposals_attestations_inventory_and_order(arena_store: Store, world) -> None:
