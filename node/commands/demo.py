@@ -1,0 +1,73 @@
+"""`ratchet demo`: a local Ratchet network of separate processes on the `tiny` arena."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from node.context import Context
+
+# The demo's budget: training tokens per run. The shipped `tiny` budget is sized for a
+# ~1-minute check on two cores; the demo runs a contributor and three verifiers on the
+# same two cores, so it uses a smaller budget that still separates good settings from
+# bad ones (see BENCHMARKS.md / the research report for the measurement).
+DEMO_BUDGET = 60_000
+
+
+@click.command()
+@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Demo directory (default: HOME/demo). Reused by later runs.")
+@click.option("--fresh", is_flag=True, help="Delete a previous demo directory first.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8377, show_default=True,
+              help="Leaderboard port on 127.0.0.1.")
+@click.option("--budget", type=click.IntRange(1000), default=DEMO_BUDGET, show_default=True,
+              help="Training tokens per run on the demo arena.")
+@click.option("--verifiers", type=click.IntRange(1, 9), default=3, show_default=True)
+@click.option("--quorum", type=click.IntRange(1, 9), default=2, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Threads per training run (each process).")
+@click.option("--seeds", type=click.IntRange(1, 16), default=None, help="Contributor's local seeds per stage.")
+@click.option("--duration", type=click.FloatRange(1), default=None, help="Stop after this many seconds.")
+@click.option("--until-accepted", type=click.IntRange(1), default=None,
+              help="Stop once this many commits are accepted.")
+@click.option("--unsafe-no-sandbox", is_flag=True, help="Run scripts without bubblewrap.")
+@click.pass_obj
+def demo(ctx: Context, root: Path | None, fresh: bool, port: int, budget: int, verifiers: int,
+         quorum: int, threads: int, seeds: int | None, duration: float | None,
+         until_accepted: int | None, unsafe_no_sandbox: bool) -> None:
+    """Start a contributor (built-in search), verifiers (quorum) and the leaderboard; Ctrl-C stops all."""
+    from chain.consensus import state_for
+    from chain.errors import ChainError
+    from chain.store import Store
+    from node.research import demo as d
+    from node.research.errors import ResearchError
+
+    root = (root or ctx.home / "demo").resolve()
+    try:
+        layout = d.setup(root, budget=budget, verifiers=verifiers, quorum=quorum, fresh=fresh)
+    except (ResearchError, ChainError, OSError) as e:
+        raise click.ClickException(f"cannot set up the demo in {root}: {e}") from e
+    kids = d.children_shared_store(layout, threads=threads, port=port, unsafe=unsafe_no_sandbox,
+                                   seeds=seeds)
+    say = lambda text: click.echo(text)  # noqa: E731
+    say(f"Ratchet demo in {root}")
+    say(f"  arena    tiny {layout.arena_id.hex()[:12]}  budget {layout.budget} tokens/run, "
+        f"{verifiers} verifiers, quorum {quorum}")
+    say(f"  store    {layout.shared}  (try: ratchet --home {layout.shared} log)")
+    say(f"  journal  ratchet --home {layout.shared} journal")
+    say(f"  logs     {layout.logs}/")
+    if d.leaderboard_available():
+        say(f"  leaderboard  http://127.0.0.1:{port}/")
+    else:
+        say("  leaderboard  not installed in this build (ratchet serve missing)")
+    say("Ctrl-C stops everything.")
+
+    def accepted() -> bool:
+        if until_accepted is None:
+            return False
+        with Store.open(layout.shared) as store:
+            return len(state_for(store, layout.arena_id).accepted) >= until_accepted
+
+    d.supervise(kids, root, status=lambda: d.status_line(layout, layout.shared, layout.shared),
+                say=say, duration_s=duration, done=accepted)
