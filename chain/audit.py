@@ -50,8 +50,8 @@ class AuditReport:
     states: dict[bytes, ChainState]  # per arena id
     load_s: float  # reading the rows
     decode_s: float  # decoding every row, in the main process
-    rules_s: float  # admission rules and chain states (overlapping the workers' checks)
-    verify_s: float  # waiting for signatures, seeds and blob files checked by the workers; index tables
+    rules_s: float  # admission rules, chain states, index tables (overlapping the workers' checks)
+    verify_s: float  # waiting for the workers' signature, seed and blob checks
 
     @property
     def total_s(self) -> float:
@@ -141,6 +141,7 @@ def validate_store(store: Store, workers: int = 2) -> AuditReport:
         t2 = time.perf_counter()
         _check_rules(decoded)
         states = _states(decoded)
+        _check_indexes(store, decoded)
         t3 = time.perf_counter()
         blob_sizes: dict[bytes, int] = {}
         for future, sig_owners, seed_objs, blob_batch in batches:
@@ -154,7 +155,7 @@ def validate_store(store: Store, workers: int = 2) -> AuditReport:
                 if i < 0:
                     raise CorruptBlobError(blob_batch[-1 - i].hex(), result)
                 blob_sizes[blob_batch[i]] = int(result)
-    _check_indexes(store, decoded, blob_sizes)
+    _check_table(store, "blobs", set(blob_sizes.items()))
     t4 = time.perf_counter()
     return AuditReport(len(rows), len(blob_sizes), n_sigs, states, t1 - t0, t2 - t1, t3 - t2, t4 - t3)
 
@@ -211,7 +212,7 @@ def _check_rules(objects: list[Any]) -> None:
                 raise NotAVerifierError(obj.verifier.hex(), obj.arena.hex())
 
 
-def _check_indexes(store: Store, objects: list[Any], blob_sizes: dict[bytes, int]) -> None:
+def _check_indexes(store: Store, objects: list[Any]) -> None:
     """Every index table holds exactly the rows its objects imply (no partial writes)."""
     expected: dict[str, set[tuple[Any, ...]]] = {"arenas": set(), "proposals": set(), "attestations": set()}
     for o in objects:
@@ -221,11 +222,14 @@ def _check_indexes(store: Store, objects: list[Any], blob_sizes: dict[bytes, int
             expected["proposals"].add((o.id, o.arena, o.parent, o.script, o.author, o.timestamp))
         elif isinstance(o, Attestation):
             expected["attestations"].add((o.id, o.arena, o.proposal, o.verifier, o.timestamp))
-    expected["blobs"] = set(blob_sizes.items())
     for table, want in expected.items():
-        found = set(store._query(f"SELECT * FROM {table}"))  # noqa: SLF001 - same package
-        if found != want:
-            raise StoreError(
-                f"index table {table} disagrees with the objects: "
-                f"{len(found - want)} extra rows, {len(want - found)} missing"
-            )
+        _check_table(store, table, want)
+
+
+def _check_table(store: Store, table: str, want: set[tuple[Any, ...]]) -> None:
+    found = set(store._query(f"SELECT * FROM {table}"))  # noqa: SLF001 - same package
+    if found != want:
+        raise StoreError(
+            f"index table {table} disagrees with the objects: "
+            f"{len(found - want)} extra rows, {len(want - found)} missing"
+        )

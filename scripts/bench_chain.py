@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sqlite3
 import statistics
 import sys
@@ -49,6 +50,12 @@ class Row:
     baseline_value: float | None = None
     ratio: float | None = None  # value / baseline_value
     note: str = ""
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of its finished children (the worker processes)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def median_time(fn: Callable[[], Any], reps: int) -> float:
@@ -149,10 +156,12 @@ def bench_validation(commits: int, reps: int, workers: int, tmp: Path) -> list[R
         for o in objs:
             s.add(o)
     build_s = time.perf_counter() - t
-    reports = []
+    reports, cpu = [], []
     with Store.open(home) as s:
         for _ in range(reps):
+            before = cpu_seconds()
             r = validate_store(s, workers=workers)
+            cpu.append(cpu_seconds() - before)
             assert len(r.states[arena.id].accepted) == commits, "the benchmark chain must be fully accepted"
             reports.append(r)
         trusted = median_time(lambda: state_for(s, arena.id), reps)
@@ -167,6 +176,8 @@ def bench_validation(commits: int, reps: int, workers: int, tmp: Path) -> list[R
     ]
     for part in ("load_s", "decode_s", "rules_s", "verify_s"):
         rows.append(Row(f"  of which {part[:-2]}", statistics.median(getattr(r, part) for r in reports), "s"))
+    rows.append(Row("  CPU time (this process + workers)", statistics.median(cpu), "s",
+                    note="divided by 2 cores: the floor for the wall time"))
     rows.append(Row(f"compute_state alone ({label})", state_s, "s"))
     rows.append(Row(f"building that store ({len(objs):,} x Store.add)", build_s, "s", note="once"))
     return rows
