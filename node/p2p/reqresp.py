@@ -1,0 +1,169 @@
+"""Request/response between two peers: objects and blobs by id, inventories, arena lists.
+
+Gossip is for small announcements; anything bulky (scripts, a chain being
+synced) moves here, one stream per request, frames as in `wire`. Whatever a
+peer returns is checked against the id that was asked for (the id is a hash of
+the bytes) before anyone looks at it; a peer that sends bytes that do not hash
+to the id, malformed frames or an oversized answer raises a `WireError`, which
+the caller turns into a penalty for that peer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from chain.errors import DecodeError, NotFoundError
+from chain.objects import ChainObject, decode
+from node.p2p import wire
+
+if TYPE_CHECKING:
+    from libp2p.abc import IHost, INetStream
+    from libp2p.peer.id import ID
+
+    from chain.store import Store
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "/ratchet/req/1.0.0"
+REQUEST_TIMEOUT_S = 30.0
+
+
+class PeerAnswerError(wire.WireError):
+    """A peer's answer that does not match what was asked (wrong hash, too many frames)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+class Responder:
+    """Serves requests from the local store. `on_bad(peer, reason)` hears about bad requests."""
+
+    def __init__(self, store: Store, on_bad: Callable[[ID, str], None] | None = None) -> None:
+        self.store = store
+        self.on_bad = on_bad
+        self.served = 0
+
+    def attach(self, host: IHost) -> None:
+        from libp2p.custom_types import TProtocol
+
+        host.set_stream_handler(TProtocol(PROTOCOL), self.handle)
+
+    async def handle(self, stream: INetStream) -> None:
+        peer = stream.muxed_conn.peer_id
+        try:
+            with trio.fail_after(REQUEST_TIMEOUT_S):
+                kind, arg = wire.decode_request(await wire.read_frame(stream, 64 * 1024))
+                await self._answer(stream, kind, arg)
+            self.served += 1
+        except wire.WireError as e:
+            log.info("bad request from %s: %s", peer, e)
+            if self.on_bad is not None:
+                self.on_bad(peer, str(e))
+        except trio.TooSlowError:
+            log.info("request from %s timed out", peer)
+        except Exception as e:  # a broken stream is the peer's business, never the node's
+            log.debug("request stream from %s failed: %s", peer, e)
+        finally:
+            await _close(stream)
+
+    async def _answer(self, stream: INetStream, kind: str, arg: Any) -> None:
+        if kind == "get":
+            for oid in arg:
+                try:
+                    data = self.store.get_encoded(oid)
+                except NotFoundError:
+                    data = b""
+                await wire.write_frame(stream, data)
+        elif kind == "inv":
+            try:
+                ids = self.store.inventory(arg)
+            except NotFoundError:
+                ids = []
+            step = wire.MAX_IDS_PER_FRAME
+            for i in range(0, len(ids), step):
+                await wire.write_frame(stream, wire.pack(ids[i : i + step]))
+            await wire.write_frame(stream, wire.pack([]))
+        else:
+            arenas = [a.id for a in self.store.arenas()][: wire.MAX_IDS_PER_FRAME]
+            await wire.write_frame(stream, wire.pack(arenas))
+
+
+async def _close(stream: INetStream) -> None:
+    try:
+        await stream.close()
+    except Exception as e:  # closing a stream the peer already reset
+        log.debug("closing stream: %s", e)
+
+
+async def _request(host: IHost, peer: ID, kind: str, arg: Any) -> INetStream:
+    from libp2p.custom_types import TProtocol
+
+    stream = await host.new_stream(peer, [TProtocol(PROTOCOL)])
+    await wire.write_frame(stream, wire.encode_request(kind, arg))
+    return stream
+
+
+async def get_objects(host: IHost, peer: ID, ids: list[bytes],
+                      timeout: float = REQUEST_TIMEOUT_S) -> list[ChainObject | None]:
+    """The objects with these ids from `peer` (None where it has none), each checked against its id.
+
+    Signatures are not checked here (the store checks them when it adds), only that
+    the bytes are a well-formed object whose hash is the id asked for.
+    """
+    out: list[ChainObject | None] = []
+    for i in range(0, len(ids), wire.MAX_FETCH_IDS):
+        out.extend(await _get_batch(host, peer, ids[i : i + wire.MAX_FETCH_IDS], timeout))
+    return out
+
+
+async def _get_batch(host: IHost, peer: ID, ids: list[bytes], timeout: float) -> list[ChainObject | None]:
+    out: list[ChainObject | None] = []
+    with trio.fail_after(timeout):
+        stream = await _request(host, peer, "get", ids)
+        try:
+            for oid in ids:
+                data = await wire.read_frame(stream)
+                if not data:
+                    out.append(None)
+                    continue
+                try:
+                    out.append(decode(data, expected_id=oid, verify=False))
+                except DecodeError as e:
+                    raise PeerAnswerError(f"object {oid.hex()[:12]}: {e}") from e
+        finally:
+            await _close(stream)
+    return out
+
+
+async def get_inventory(host: IHost, peer: ID, arena_id: bytes,
+                        timeout: float = REQUEST_TIMEOUT_S, max_ids: int = 2_000_000) -> list[bytes]:
+    """The ids `peer` holds for an arena, in its dependency order (arena, blobs, proposals, attestations)."""
+    ids: list[bytes] = []
+    with trio.fail_after(timeout):
+        stream = await _request(host, peer, "inv", arena_id)
+        try:
+            while True:
+                chunk = wire.check_ids(wire.unpack(await wire.read_frame(stream)), wire.MAX_IDS_PER_FRAME)
+                if not chunk:
+                    return ids
+                ids.extend(chunk)
+                if len(ids) > max_ids:
+                    raise PeerAnswerError(f"inventory longer than {max_ids} ids")
+        finally:
+            await _close(stream)
+
+
+async def get_arenas(host: IHost, peer: ID, timeout: float = REQUEST_TIMEOUT_S) -> list[bytes]:
+    """The ids of the arenas `peer` holds."""
+    with trio.fail_after(timeout):
+        stream = await _request(host, peer, "arenas", b"")
+        try:
+            return wire.check_ids(wire.unpack(await wire.read_frame(stream)), wire.MAX_IDS_PER_FRAME)
+        finally:
+            await _close(stream)
+
