@@ -1,0 +1,12 @@
+"""The public leaderboard: a read-only aiohttp app over a node's store.
+
+Where things live:
+- app.py       create_app(home, settings) and the shared Leaderboard state
+- views.py     routes; every page has a JSON twin under /api/
+- present.py   snapshot -> plain dicts (the one shape behind pages and API)
+- snapshot.py  consensus + credit + indexes, built once per store version
+- cache.py     snapshots and rendered responses keyed on Store.data_version()
+- live.py      version watcher and server-sent events
+- chart.py, diff.py   inline-SVG chart geometry; highlighted script diffs
+- security.py  CSP and other headers, request limits, per-client rate limit
+"""

@@ -1,0 +1,122 @@
+"""The aiohttp application: `create_app(home)` and the state every view shares.
+
+The leaderboard reads a store that other processes write (SQLite WAL). It
+opens its own connections: one used only on the event loop for the cheap
+`data_version()` probe, one in the snapshot-builder thread, one for page I/O
+(script blobs for diffs) in a small thread pool, so a long rebuild never
+blocks a request on the store's lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from chain.store import Store
+from leaderboard import security
+from leaderboard.cache import ResponseCache, SnapshotCache
+from leaderboard.live import Broadcaster, watch
+from leaderboard.render import STATIC, environment
+from leaderboard.snapshot import Snapshot, build_snapshot
+
+
+@dataclass
+class Settings:
+    """What `ratchet serve` can tune; tests shorten the intervals."""
+
+    poll_s: float = 0.5  # how often the store's version is probed for live updates
+    wait_s: float = 0.5  # how long a request waits for a rebuild before answering from the last snapshot
+    rate: float = 20.0  # requests per second per client (token bucket refill)
+    burst: int = 200  # bucket size
+    max_streams: int = 256  # concurrent live-update streams
+    heartbeat_s: float = 15.0
+    cache_entries: int = 1024
+
+
+@dataclass
+class Leaderboard:
+    """The shared state of one running leaderboard (typed app key LEADERBOARD)."""
+
+    home: Path
+    settings: Settings
+    env: jinja2.Environment
+    probe: Store
+    build_store: Store
+    io_store: Store
+    build_pool: ThreadPoolExecutor
+    io_pool: ThreadPoolExecutor
+    snapshots: SnapshotCache
+    responses: ResponseCache
+    limiter: security.RateLimiter
+    live: Broadcaster = field(default_factory=Broadcaster)
+    diffs: dict[tuple[bytes, bytes], dict[str, Any]] = field(default_factory=dict)
+
+    async def snapshot(self) -> Snapshot:
+        return await self.snapshots.get(self.probe.data_version())
+
+    async def io(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.io_pool, fn, *args)
+
+
+LEADERBOARD = web.AppKey("leaderboard", Leaderboard)
+
+
+def create_app(home: Path | str, settings: Settings | None = None) -> web.Application:
+    """The leaderboard over the store in `home` (opened when the app starts, closed when it stops)."""
+    from leaderboard import views
+
+    home = Path(home)
+    settings = settings or Settings()
+    app = web.Application(middlewares=[security.limits_middleware, views.error_middleware],
+                          client_max_size=1024)
+    app.on_response_prepare.append(security.add_headers)
+    app.cleanup_ctx.append(_lifecycle(home, settings))
+    app.on_shutdown.append(_stop_streams)
+    views.add_routes(app)
+    app.router.add_static("/static", STATIC, append_version=False)
+    return app
+
+
+def _lifecycle(home: Path, settings: Settings) -> Any:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        stores: list[Store] = []
+        pools = [ThreadPoolExecutor(1, thread_name_prefix="lb-build"),
+                 ThreadPoolExecutor(2, thread_name_prefix="lb-io")]
+        try:
+            for _ in range(3):
+                stores.append(Store.open(home))
+            probe, build_store, io_store = stores
+            lb = Leaderboard(
+                home=home, settings=settings, env=environment(), probe=probe, build_store=build_store,
+                io_store=io_store, build_pool=pools[0], io_pool=pools[1],
+                snapshots=SnapshotCache(lambda: build_snapshot(build_store), pools[0], settings.wait_s),
+                responses=ResponseCache(settings.cache_entries),
+                limiter=security.RateLimiter(settings.rate, settings.burst),
+            )
+            app[LEADERBOARD] = lb
+            await lb.snapshot()  # the first build happens before the first request
+            watcher = asyncio.get_running_loop().create_task(watch(lb))
+            try:
+                yield
+            finally:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+        finally:
+            for pool in pools:
+                pool.shutdown(wait=True, cancel_futures=True)
+            for s in stores:
+                s.close()
+
+    return ctx
+
+
+async def _stop_streams(app: web.Application) -> None:
+    if LEADERBOARD in app:
+        app[LEADERBOARD].live.close()

@@ -1,0 +1,98 @@
+"""Snapshots per store version, and rendered responses per (URL, version).
+
+The store only grows, so `Store.data_version()` names its whole content: a
+snapshot or a rendered page made at version v is valid until v changes. A
+rebuild runs in one worker thread; while it runs, requests wait for it at most
+`wait_s` and are otherwise answered from the previous snapshot (stale while
+revalidate), so a busy writer never stalls the pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from leaderboard.snapshot import Snapshot
+
+
+class SnapshotCache:
+    def __init__(self, build: Callable[[], Snapshot], executor: Executor, wait_s: float = 0.5) -> None:
+        self._build_fn = build
+        self._executor = executor
+        self.wait_s = wait_s
+        self._snap: Snapshot | None = None
+        self._task: asyncio.Task[Snapshot] | None = None
+        self.builds = 0
+
+    @property
+    def current(self) -> Snapshot | None:
+        return self._snap
+
+    async def get(self, version: int) -> Snapshot:
+        """A snapshot at `version` or newer; the previous one if a rebuild takes longer than wait_s."""
+        for _ in range(3):  # a build that started before `version` was written may come back older
+            snap = self._snap
+            if snap is not None and snap.version >= version:
+                return snap
+            task = self._ensure_build()
+            if snap is None:
+                snap = await asyncio.shield(task)
+            else:
+                done, _ = await asyncio.wait({task}, timeout=self.wait_s)
+                if not done:
+                    return snap
+                snap = task.result()
+            if snap.version >= version:
+                return snap
+        return snap
+
+    def _ensure_build(self) -> asyncio.Task[Snapshot]:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._build())
+        return self._task
+
+    async def _build(self) -> Snapshot:
+        snap = await asyncio.get_running_loop().run_in_executor(self._executor, self._build_fn)
+        self.builds += 1
+        if self._snap is None or snap.version > self._snap.version:
+            self._snap = snap
+        return self._snap
+
+
+@dataclass(frozen=True)
+class Rendered:
+    version: int
+    body: bytes
+    content_type: str
+    etag: str
+
+
+class ResponseCache:
+    """A bounded LRU of rendered bodies; an entry counts only for the version it was made at."""
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._entries: OrderedDict[str, Rendered] = OrderedDict()
+        self.max_entries = max_entries
+        self.hits = self.misses = 0
+
+    def get(self, key: str, version: int) -> Rendered | None:
+        hit = self._entries.get(key)
+        if hit is None or hit.version != version:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return hit
+
+    def put(self, key: str, version: int, body: bytes, content_type: str) -> Rendered:
+        digest = hashlib.blake2b(body, digest_size=8).hexdigest()
+        entry = Rendered(version, body, content_type, f'"{version:x}-{digest}"')
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return entry

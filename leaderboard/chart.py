@@ -1,0 +1,101 @@
+"""The val_bpb chart: data points and inline-SVG geometry, computed server side.
+
+Only numbers leave this module (coordinates, tick labels made from numbers),
+so the SVG needs no script and carries no untrusted text. Long chains are
+thinned to MAX_POINTS per chart, keeping the first and the last point.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from chain.consensus import ACCEPTED
+from chain.metrics import fmt_ubpb
+from leaderboard.snapshot import ArenaView
+
+WIDTH, HEIGHT = 720, 260
+PAD_L, PAD_R, PAD_T, PAD_B = 64, 16, 14, 30
+MAX_POINTS = 300
+
+
+def thin(items: list[Any], limit: int) -> list[Any]:
+    """At most `limit` items spread evenly, first and last kept."""
+    if len(items) <= limit:
+        return items
+    step = (len(items) - 1) / (limit - 1)
+    return [items[round(i * step)] for i in range(limit)]
+
+
+def series(av: ArenaView) -> list[dict[str, Any]]:
+    """Accepted commits with a metric, oldest first; mainline ones flagged."""
+    main = set(av.mainline)
+    points = []
+    for cid in reversed(av.newest):
+        info = av.state.commits[cid]
+        if info.status != ACCEPTED or info.metric_ubpb is None:
+            continue
+        points.append({"id": cid.hex(), "short": cid.hex()[:12], "height": info.height,
+                       "timestamp": info.proposal.timestamp, "val_ubpb": info.metric_ubpb,
+                       "mainline": cid in main})
+    mainline = thin([p for p in points if p["mainline"]], MAX_POINTS)
+    others = thin([p for p in points if not p["mainline"]], MAX_POINTS // 3)
+    return sorted(mainline + others, key=lambda p: (p["timestamp"], p["id"]))
+
+
+def chart(av: ArenaView) -> dict[str, Any]:
+    pts = series(av)
+    ref, floor = av.reference_ubpb, av.floor_ubpb
+    out: dict[str, Any] = {"points": pts, "reference_ubpb": ref, "floor_ubpb": floor,
+                           "width": WIDTH, "height": HEIGHT, "by_height": None, "by_time": None}
+    if not pts:
+        return out
+    values = [p["val_ubpb"] for p in pts] + [v for v in (ref, floor) if v is not None]
+    lo, hi = min(values), max(values)
+    span = max(hi - lo, 1)
+    lo, hi = lo - span * 0.06, hi + span * 0.06
+    out["by_height"] = _geometry(pts, "height", (0, max(p["height"] for p in pts)), lo, hi, ref, floor,
+                                 _height_label, start=(0, ref))
+    t0 = min(p["timestamp"] for p in pts)
+    t1 = max(p["timestamp"] for p in pts)
+    out["by_time"] = _geometry(pts, "timestamp", (t0, max(t1, t0 + 1)), lo, hi, ref, floor, _time_label)
+    return out
+
+
+def _geometry(pts: list[dict[str, Any]], xkey: str, xrange: tuple[float, float], lo: float, hi: float,
+              ref: int | None, floor: int | None, xlabel: Any,
+              start: tuple[float, int | None] | None = None) -> dict[str, Any]:
+    x0, x1 = xrange
+    xspan = max(x1 - x0, 1)
+    inner_w, inner_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
+
+    def sx(x: float) -> float:
+        return round(PAD_L + (x - x0) / xspan * inner_w, 1)
+
+    def sy(y: float) -> float:
+        return round(PAD_T + (hi - y) / (hi - lo) * inner_h, 1)
+
+    main = [p for p in pts if p["mainline"]]
+    line = [(sx(p[xkey]), sy(p["val_ubpb"])) for p in main]
+    if start is not None and start[1] is not None:
+        line.insert(0, (sx(start[0]), sy(start[1])))
+    path = "M" + " L".join(f"{x},{y}" for x, y in line) if len(line) > 1 else ""
+    dots = [{"x": sx(p[xkey]), "y": sy(p["val_ubpb"]), "main": p["mainline"], "id": p["id"],
+             "label": f"{p['short']} h{p['height']} {fmt_ubpb(p['val_ubpb'])}"} for p in pts]
+    yticks = [{"y": sy(lo + (hi - lo) * i / 4), "label": fmt_ubpb(round(lo + (hi - lo) * i / 4))[:6]}
+              for i in range(5)]
+    xticks = [{"x": sx(x0 + xspan * i / 4), "label": xlabel(x0 + xspan * i / 4, xspan)} for i in range(5)]
+    return {
+        "path": path, "dots": dots, "xticks": xticks, "yticks": yticks,
+        "ref_y": sy(ref) if ref is not None else None, "floor_y": sy(floor) if floor is not None else None,
+        "left": PAD_L, "right": WIDTH - PAD_R, "top": PAD_T, "bottom": HEIGHT - PAD_B,
+    }
+
+
+def _height_label(x: float, span: float) -> str:
+    return str(round(x))
+
+
+def _time_label(ms: float, span: float) -> str:
+    t = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    return t.strftime("%H:%M" if span < 2 * 86400 * 1000 else "%m-%d")

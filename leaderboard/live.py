@@ -1,0 +1,115 @@
+"""Live updates: one watcher polls the store's version; server-sent events tell every page.
+
+Other processes write the store, so there is nothing to subscribe to but the
+version number. One task probes it every `poll_s`; on a change it builds the
+new snapshot first (so the pages that browsers re-fetch are ready) and then
+wakes every open stream with a short summary of each arena.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from chain.errors import StoreError
+
+if TYPE_CHECKING:
+    from leaderboard.app import Leaderboard
+    from leaderboard.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+class Broadcaster:
+    """The latest update message, and an event that fires when it changes."""
+
+    def __init__(self) -> None:
+        self.message: dict[str, Any] = {"version": 0, "arenas": []}
+        self.streams = 0
+        self.closed = False
+        self._changed = asyncio.Event()
+
+    def publish(self, message: dict[str, Any]) -> None:
+        self.message = message
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._changed.set()
+
+    async def next(self, after: int, timeout: float) -> dict[str, Any] | None:
+        """The message once its version passes `after`; None on timeout or close."""
+        if self.message["version"] > after:
+            return self.message
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            return None
+        return self.message if self.message["version"] > after else None
+
+
+def summary(snap: Snapshot) -> dict[str, Any]:
+    arenas = []
+    for av in snap.arenas:
+        head = av.state.commits.get(av.state.head)
+        arenas.append({"id": av.arena.hex, "name": av.arena.name, "head": av.state.head.hex(),
+                       "height": head.height if head else 0, "commits": dict(av.status_counts),
+                       "head_metric_ubpb": av.state.head_metric_ubpb()})
+    return {"version": snap.version, "arenas": arenas}
+
+
+async def watch(lb: Leaderboard) -> None:
+    """Probe the version forever (cancelled on shutdown); a store error is logged, not raised."""
+    last = -1
+    while True:
+        try:
+            version = lb.probe.data_version()
+            if version != last:
+                snap = await lb.snapshots.get(version)
+                if snap.version != last:
+                    last = snap.version
+                    lb.live.publish(summary(snap))
+        except StoreError as e:
+            log.warning("leaderboard: cannot read the store: %s", e)
+        await asyncio.sleep(lb.settings.poll_s)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """GET /api/events: `event: version` with the summary each time the store changes."""
+    from leaderboard.app import LEADERBOARD
+
+    lb = request.app[LEADERBOARD]
+    if lb.live.streams >= lb.settings.max_streams:
+        raise web.HTTPServiceUnavailable(text="too many live streams; reload later",
+                                         headers={"Retry-After": "30"})
+    after = _int_or_zero(request.headers.get("Last-Event-ID") or request.query.get("after"))
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                       "X-Accel-Buffering": "no"})
+    lb.live.streams += 1
+    try:
+        await resp.prepare(request)
+        await resp.write(b"retry: 3000\n\n")
+        while not lb.live.closed:
+            msg = await lb.live.next(after, lb.settings.heartbeat_s)
+            if lb.live.closed:
+                break
+            if msg is None:
+                await resp.write(b": ping\n\n")
+                continue
+            after = msg["version"]
+            data = json.dumps(msg, separators=(",", ":"))
+            await resp.write(f"id: {after}\nevent: version\ndata: {data}\n\n".encode())
+    except ConnectionResetError:
+        pass  # the client went away
+    finally:
+        lb.live.streams -= 1
+    return resp
+
+
+def _int_or_zero(raw: str | None) -> int:
+    return int(raw) if raw is not None and raw.isdigit() and len(raw) < 16 else 0

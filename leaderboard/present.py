@@ -1,0 +1,268 @@
+"""Snapshot -> plain dicts: the single shape behind both the HTML pages and the JSON API.
+
+Every page renders exactly the dict its `/api/` twin returns, so the API
+mirrors the pages by construction. Values are JSON types only (hex ids,
+integer micro-bits next to their exact decimal text, unix milliseconds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chain.consensus import ACCEPTED, ORPHANED, PENDING, REJECTED, CommitInfo
+from chain.metrics import fmt_ubpb
+from leaderboard.errors import BadQueryError
+from leaderboard.snapshot import ArenaView, Check, Snapshot
+
+PER_PAGE = 25
+MAX_PER_PAGE = 100
+MAX_PAGE = 100_000
+STATUSES = (ACCEPTED, PENDING, REJECTED, ORPHANED)
+
+CONTRIBUTOR_SORTS = {
+    "points": lambda c: (-c.points, c.key),
+    "accepted": lambda c: (-c.accepted, -c.points, c.key),
+    "proposals": lambda c: (-c.proposals, -c.points, c.key),
+    "rate": lambda c: (-c.acceptance_rate, -c.points, c.key),
+    "gain": lambda c: (-c.gain_ubpb, c.key),
+    "last_seen": lambda c: (-c.last_seen_ms, c.key),
+}
+VERIFIER_SORTS = {
+    "points": lambda v: (-v.points, v.key),
+    "checks": lambda v: (-v.checks, -v.points, v.key),
+    "agreement": lambda v: (-(v.agreement_rate if v.agreement_rate is not None else -1), -v.points, v.key),
+    "compute": lambda v: (-v.compute_ms, v.key),
+    "disagreed": lambda v: (-v.disagreed, v.key),
+    "last_seen": lambda v: (-v.last_seen_ms, v.key),
+}
+
+
+@dataclass(frozen=True)
+class Paging:
+    page: int = 1
+    per_page: int = PER_PAGE
+
+    @classmethod
+    def parse(cls, page: str | None, per_page: str | None) -> Paging:
+        return cls(_int_arg("page", page, 1, 1, MAX_PAGE), _int_arg("per_page", per_page, PER_PAGE, 1, MAX_PER_PAGE))
+
+    def slice(self, items: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+        total = len(items)
+        pages = max(1, -(-total // self.per_page))
+        start = (self.page - 1) * self.per_page
+        meta = {"page": self.page, "per_page": self.per_page, "total": total, "pages": pages}
+        return items[start:start + self.per_page], meta
+
+
+def _int_arg(name: str, raw: str | None, default: int, lo: int, hi: int) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 7:
+        raise BadQueryError(name, raw, f"a whole number from {lo} to {hi}")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise BadQueryError(name, raw, f"a whole number from {lo} to {hi}")
+    return value
+
+
+def choice_arg(name: str, raw: str | None, allowed: tuple[str, ...] | list[str], default: str) -> str:
+    if raw is None or raw == "":
+        return default
+    if raw not in allowed:
+        raise BadQueryError(name, raw, "one of " + ", ".join(allowed))
+    return raw
+
+
+def bpb(ubpb: int | None, signed: bool = False) -> str | None:
+    return None if ubpb is None else fmt_ubpb(ubpb, signed=signed)
+
+
+def short(value: bytes) -> str:
+    return value.hex()[:12]
+
+
+def title_of(message: str) -> str:
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    return first[:120] + ("…" if len(first) > 120 else "")
+
+
+# -- arenas -------------------------------------------------------------------
+
+def arena_ref(av: ArenaView) -> dict[str, Any]:
+    return {"id": av.arena.hex, "short": short(av.id), "name": av.arena.name}
+
+
+def arenas(snap: Snapshot) -> dict[str, Any]:
+    return {"version": snap.version, "arenas": [arena_summary(av) for av in snap.arenas]}
+
+
+def arena_summary(av: ArenaView) -> dict[str, Any]:
+    a, state = av.arena, av.state
+    head = state.commits.get(state.head)
+    return {
+        **arena_ref(av),
+        "description": a.description, "hardware": a.hardware, "harness": a.harness,
+        "dataset": a.dataset_name, "budget": {"kind": a.budget_kind, "value": a.budget_value},
+        "seeds": a.seeds, "quorum": a.quorum, "verifiers": len(a.verifiers),
+        "margin_ubpb": a.margin_ubpb, "margin_bpb": bpb(a.margin_ubpb), "created_at": a.created_at,
+        "head": commit_row(av, head.id) if head is not None else None,
+        "head_metric_ubpb": state.head_metric_ubpb(), "head_metric_bpb": bpb(state.head_metric_ubpb()),
+        "reference_ubpb": av.reference_ubpb, "reference_bpb": bpb(av.reference_ubpb),
+        "floor_ubpb": av.floor_ubpb, "floor_bpb": bpb(av.floor_ubpb),
+        "cumulative_gain_bpb": bpb(head.cumulative_ubpb if head else 0, signed=True),
+        "commits": dict(av.status_counts), "height": head.height if head else 0,
+        "contributors": len(av.credit.contributors), "active_verifiers": len(av.credit.verifiers),
+    }
+
+
+# -- commits ------------------------------------------------------------------
+
+def commit_row(av: ArenaView, cid: bytes) -> dict[str, Any]:
+    info: CommitInfo = av.state.commits[cid]
+    p = info.proposal
+    checks = av.checks.get(cid, [])
+    metric = av.metric(cid)
+    return {
+        "id": cid.hex(), "short": short(cid), "height": info.height, "status": info.status,
+        "reason": info.reason, "title": title_of(p.message), "author": p.author.hex(),
+        "author_short": short(p.author), "timestamp": p.timestamp,
+        "val_bpb": bpb(metric), "val_ubpb": metric,
+        "gain_ubpb": info.gain_ubpb, "gain_bpb": bpb(info.gain_ubpb, signed=True),
+        "cumulative_ubpb": info.cumulative_ubpb, "cumulative_bpb": bpb(info.cumulative_ubpb, signed=True),
+        "claimed_gain_bpb": bpb(p.claimed_gain_ubpb, signed=True),
+        "improves_votes": sum(1 for v in info.votes.values() if v == "improves"),
+        "votes": len(checks), "is_head": cid == av.state.head,
+    }
+
+
+def commits(av: ArenaView, status: str, paging: Paging) -> dict[str, Any]:
+    """`status` "mainline" (the head's lineage), "all", or one commit status; newest first."""
+    if status == "mainline":
+        ids = av.mainline
+    elif status == "all":
+        ids = av.newest
+    else:
+        ids = [c for c in av.newest if av.state.commits[c].status == status]
+    page, meta = paging.slice(ids)
+    return {"arena": arena_ref(av), "status": status, **meta, "items": [commit_row(av, c) for c in page]}
+
+
+def commit_detail(av: ArenaView, cid: bytes, diff: dict[str, Any]) -> dict[str, Any]:
+    info = av.state.commits[cid]
+    p = info.proposal
+    parent = av.state.commits.get(p.parent)
+    children = sorted((c for c in av.state.commits.values() if c.proposal.parent == cid),
+                      key=lambda c: (c.proposal.timestamp, c.id))
+    return {
+        "arena": arena_ref(av), **commit_row(av, cid), "message": p.message,
+        "parent": {"id": p.parent.hex(), "short": short(p.parent), "is_arena": parent is None,
+                   "status": parent.status if parent else None},
+        "children": [{"id": c.id.hex(), "short": short(c.id), "status": c.status} for c in children],
+        "script": p.script.hex(), "on_mainline": cid in set(av.mainline),
+        "claim": {"parent_bpb": bpb(p.claim_parent_ubpb), "candidate_bpb": bpb(p.claim_candidate_ubpb),
+                  "seeds": list(p.claim_seeds), "hardware": p.claim_hardware},
+        "checks": [check_dict(c) for c in av.checks.get(cid, [])],
+        "diff": diff,
+    }
+
+
+def check_dict(check: Check) -> dict[str, Any]:
+    atts = []
+    for a in check.attestations:
+        seeds = []
+        for i, seed in enumerate(a.seeds):
+            par = a.parent_ubpb[i] if a.parent_ubpb else None
+            cand = a.candidate_ubpb[i] if a.candidate_ubpb else None
+            seeds.append({
+                "seed": seed, "parent_bpb": bpb(par), "candidate_bpb": bpb(cand),
+                "gain_bpb": bpb(par - cand, signed=True) if par is not None and cand is not None else None,
+                "floor_bpb": bpb(a.floor_ubpb[i]) if a.floor_ubpb else None,
+            })
+        atts.append({
+            "id": a.hex, "verdict": a.verdict, "seeds": seeds, "hardware": a.hardware, "harness": a.harness,
+            "flags": list(a.flags), "wall_ms": a.wall_ms, "timestamp": a.timestamp,
+            "mean_gain_bpb": bpb(a.mean_gain_ubpb, signed=True) if a.parent_ubpb else None,
+        })
+    return {"verifier": check.verifier.hex(), "verifier_short": short(check.verifier),
+            "verdict": check.verdict, "agreed": check.agreed, "attestations": atts}
+
+
+# -- people -------------------------------------------------------------------
+
+def contributors(av: ArenaView, sort: str, paging: Paging) -> dict[str, Any]:
+    ranked = av.credit.contributors  # rank is always by points
+    rank = {c.key: i + 1 for i, c in enumerate(ranked)}
+    ordered = sorted(ranked, key=CONTRIBUTOR_SORTS[sort])
+    page, meta = paging.slice(ordered)
+    items = [{
+        "rank": rank[c.key], "key": c.key.hex(), "short": short(c.key), "points": c.points,
+        "accepted": c.accepted, "proposals": c.proposals, "rejected": c.rejected,
+        "acceptance_rate": round(c.acceptance_rate, 4), "gain_bpb": bpb(c.gain_ubpb, signed=True),
+        "last_seen": c.last_seen_ms,
+    } for c in page]
+    return {"arena": arena_ref(av), "sort": sort, **meta, "items": items}
+
+
+def verifiers(av: ArenaView, sort: str, paging: Paging) -> dict[str, Any]:
+    ranked = av.credit.verifiers
+    rank = {v.key: i + 1 for i, v in enumerate(ranked)}
+    ordered = sorted(ranked, key=VERIFIER_SORTS[sort])
+    page, meta = paging.slice(ordered)
+    items = [{
+        "rank": rank[v.key], "key": v.key.hex(), "short": short(v.key), "points": v.points,
+        "checks": v.checks, "agreed": v.agreed, "disagreed": v.disagreed, "pending": v.pending,
+        "agreement_rate": None if v.agreement_rate is None else round(v.agreement_rate, 4),
+        "compute_ms": v.compute_ms, "hardware": list(v.hardware), "last_seen": v.last_seen_ms,
+    } for v in page]
+    idle = sorted(set(av.arena.verifiers) - set(rank))
+    return {"arena": arena_ref(av), "sort": sort, **meta, "items": items,
+            "idle": [{"key": k.hex(), "short": short(k)} for k in idle]}
+
+
+def person(av: ArenaView, key: bytes, paging: Paging) -> dict[str, Any]:
+    authored = av.by_author.get(key, [])
+    page, meta = paging.slice(authored)
+    c = av.contributor.get(key)
+    v = av.verifier.get(key)
+    checks = av.by_verifier.get(key, [])
+    disagreements = [ch for ch in checks if ch.agreed is False]
+    return {
+        "arena": arena_ref(av), "key": key.hex(), "short": short(key),
+        "in_verifier_set": key in set(av.arena.verifiers),
+        "contributor": None if c is None else {
+            "rank": av.credit.contributors.index(c) + 1, "points": c.points, "accepted": c.accepted,
+            "proposals": c.proposals, "rejected": c.rejected, "acceptance_rate": round(c.acceptance_rate, 4),
+            "gain_bpb": bpb(c.gain_ubpb, signed=True), "last_seen": c.last_seen_ms},
+        "verifier": None if v is None else {
+            "rank": av.credit.verifiers.index(v) + 1, "points": v.points, "checks": v.checks,
+            "agreed": v.agreed, "disagreed": v.disagreed, "pending": v.pending,
+            "agreement_rate": None if v.agreement_rate is None else round(v.agreement_rate, 4),
+            "compute_ms": v.compute_ms, "hardware": list(v.hardware), "last_seen": v.last_seen_ms},
+        "commits": {**meta, "items": [commit_row(av, cid) for cid in page]},
+        "disagreements": [{**commit_row(av, ch.proposal), "verdict": ch.verdict} for ch in disagreements[:50]],
+        "recent_checks": [{**commit_row(av, ch.proposal), "verdict": ch.verdict, "agreed": ch.agreed}
+                          for ch in checks[:20]],
+    }
+
+
+def has_person(av: ArenaView, key: bytes) -> bool:
+    return key in av.by_author or key in av.by_verifier or key in set(av.arena.verifiers)
+
+
+# -- overview -----------------------------------------------------------------
+
+def overview(av: ArenaView, chart: dict[str, Any]) -> dict[str, Any]:
+    recent = []
+    for e in av.recent:
+        info = av.state.commits[e.commit]
+        recent.append({"kind": e.kind, "timestamp": e.timestamp, "commit": e.commit.hex(),
+                       "commit_short": short(e.commit), "title": title_of(info.proposal.message),
+                       "status": info.status, "key": e.key.hex(), "key_short": short(e.key),
+                       "verdict": e.verdict})
+    in_flight = [commit_row(av, c) for c in av.newest if av.state.commits[c].status == PENDING][:10]
+    top_c = contributors(av, "points", Paging(1, 10))["items"]
+    top_v = verifiers(av, "points", Paging(1, 10))["items"]
+    return {"arena": arena_summary(av), "chart": chart, "recent": recent, "in_flight": in_flight,
+            "mainline": [commit_row(av, c) for c in av.mainline[:10]],
+            "top_contributors": top_c, "top_verifiers": top_v}

@@ -1,0 +1,278 @@
+"""Routes: every page has a JSON twin under /api/ built from the same dict.
+
+A view is a function (request, snapshot) -> dict. `_html` and `_json` wrap it
+with the response cache (one rendering per URL and store version), ETags and
+conditional requests; `error_middleware` turns domain errors into 400/404
+answers in the format the client asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from chain.errors import ChainError, NotFoundError, StoreError
+from leaderboard import present
+from leaderboard.app import LEADERBOARD, Leaderboard
+from leaderboard.cache import Rendered
+from leaderboard.chart import chart
+from leaderboard.diff import script_diff
+from leaderboard.errors import BadQueryError, NotHeldError
+from leaderboard.live import events
+from leaderboard.openapi import openapi
+from leaderboard.snapshot import ArenaView, Snapshot
+
+log = logging.getLogger(__name__)
+View = Callable[[web.Request, Snapshot], Awaitable[dict[str, Any]]]
+MAX_DIFFS = 256
+HEX = frozenset("0123456789abcdef")
+
+
+# -- lookups ---------------------------------------------------------------------
+
+def _arena(request: web.Request, snap: Snapshot) -> ArenaView:
+    name = request.match_info["arena"]
+    av = snap.find(name)
+    if av is None:
+        raise NotHeldError("arena", name)
+    return av
+
+
+def _hex_arg(name: str, raw: str, min_len: int) -> str:
+    text = raw.lower()
+    if not (min_len <= len(text) <= 64) or not set(text) <= HEX:
+        raise BadQueryError(name, raw, f"{min_len} to 64 hex characters")
+    return text
+
+
+def _commit_id(av: ArenaView, raw: str) -> bytes:
+    text = _hex_arg("commit id", raw, 4)
+    if len(text) == 64:
+        cid = bytes.fromhex(text)
+        if cid in av.state.commits:
+            return cid
+        raise NotHeldError("commit", raw)
+    found = [c for c in av.state.commits if c.hex().startswith(text)]
+    if not found:
+        raise NotHeldError("commit", raw)
+    if len(found) > 1:
+        raise BadQueryError("commit id", raw, f"a longer prefix ({len(found)} commits start with it)")
+    return found[0]
+
+
+def _key(av: ArenaView, raw: str) -> bytes:
+    key = bytes.fromhex(_hex_arg("key", raw, 64))
+    if not present.has_person(av, key):
+        raise NotHeldError("person", raw)
+    return key
+
+
+def _paging(request: web.Request) -> present.Paging:
+    return present.Paging.parse(request.query.get("page"), request.query.get("per_page"))
+
+
+# -- views --------------------------------------------------------------------------
+
+async def index_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
+    return present.arenas(snap)
+
+
+async def overview_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
+    av = _arena(request, snap)
+    return present.overview(av, chart(av))
+
+
+async def commits_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
+    av = _arena(request, snap)
+    status = present.choice_arg("status", request.query.get("status"), ("mainline", "all", *present.STATUSES),
+                                "mainline")
+    return present.commits(av, status, _paging(request))
+
+
+async def proposals_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
+    av = _arena(request, snap)
+    status = present.choice_arg("status", request.query.get("status"), ("pending", "rejected", "orphaned"),
+                                "pending")
+    return present.commits(av, status, _paging(request))
+
+
+async def contributors_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
+    av = _arena(request, snap)
+    sort = present.choice_arg("sort", request.query.get("sort"), list(present.CONTRIBUTOR_SORTS), "points")
+    return present.contributors(av, sort, _paging(request))
+
+
+async def verifiers_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
+    av = _arena(request, snap)
+    sort = present.choice_arg("sort", request.query.get("sort"), list(present.VERIFIER_SORTS), "points")
+    return present.verifiers(av, sort, _paging(request))
+
+
+async def commit_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
+    av = _arena(request, snap)
+    cid = _commit_id(av, request.match_info["commit"])
+    p = av.state.commits[cid].proposal
+    parent = av.state.commits.get(p.parent)
+    old_script = parent.proposal.script if parent is not None else av.arena.script
+    lb = request.app[LEADERBOARD]
+    diff = await _diff(lb, old_script, p.script)
+    return present.commit_detail(av, cid, diff)
+
+
+async def person_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
+    av = _arena(request, snap)
+    return present.person(av, _key(av, request.match_info["key"]), _paging(request))
+
+
+async def _diff(lb: Leaderboard, old: bytes, new: bytes) -> dict[str, Any]:
+    cached = lb.diffs.get((old, new))
+    if cached is not None:
+        return cached
+
+    def compute() -> dict[str, Any]:
+        try:
+            return {**script_diff(lb.io_store.blob_data(old), lb.io_store.blob_data(new)), "missing": None}
+        except NotFoundError as e:
+            return {"missing": f"script not held by this node: {e}", "lines": [], "unified": "",
+                    "added": 0, "removed": 0, "truncated": False, "identical": False}
+
+    diff = await lb.io(compute)
+    if diff["missing"] is None:  # a missing blob may arrive later: only complete diffs are kept
+        lb.diffs[(old, new)] = diff
+        while len(lb.diffs) > MAX_DIFFS:
+            lb.diffs.pop(next(iter(lb.diffs)))
+    return diff
+
+
+# -- responses ----------------------------------------------------------------------
+
+def _send(request: web.Request, r: Rendered) -> web.Response:
+    headers = {"ETag": r.etag, "Cache-Control": "no-cache"}
+    if r.etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=r.body, content_type=r.content_type, charset="utf-8", headers=headers)
+
+
+def _html(view: View, template: str, nav: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        lb = request.app[LEADERBOARD]
+        snap = await lb.snapshot()
+        key = "html " + str(request.rel_url)
+        hit = lb.responses.get(key, snap.version)
+        if hit is None:
+            data = await view(request, snap)
+            page = lb.env.get_template(template).render(
+                data=data, nav=nav, version=snap.version, arenas=[present.arena_ref(a) for a in snap.arenas],
+                current=data.get("arena"), query=dict(request.query))
+            hit = lb.responses.put(key, snap.version, page.encode(), "text/html")
+        return _send(request, hit)
+
+    return handler
+
+
+def _json(view: View) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        lb = request.app[LEADERBOARD]
+        snap = await lb.snapshot()
+        key = "json " + str(request.rel_url)
+        hit = lb.responses.get(key, snap.version)
+        if hit is None:
+            data = await view(request, snap)
+            if isinstance(data.get("diff"), dict):
+                data = {**data, "diff": {k: v for k, v in data["diff"].items() if k != "lines"}}
+            body = json.dumps({"version": snap.version, **data}, separators=(",", ":")).encode()
+            hit = lb.responses.put(key, snap.version, body, "application/json")
+        return _send(request, hit)
+
+    return handler
+
+
+async def root(request: web.Request) -> web.Response:
+    """The only arena's overview, or the list of arenas when there are several (or none)."""
+    snap = await request.app[LEADERBOARD].snapshot()
+    if len(snap.arenas) == 1:
+        request.match_info["arena"] = snap.arenas[0].arena.hex
+        return await _ROOT_OVERVIEW(request)
+    return await _ROOT_INDEX(request)
+
+
+_ROOT_OVERVIEW = _html(overview_view, "overview.html", "overview")
+_ROOT_INDEX = _html(index_view, "index.html", "arenas")
+
+
+async def api_index(request: web.Request) -> web.Response:
+    return web.json_response(openapi(), headers={"Cache-Control": "public, max-age=300"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    lb = request.app[LEADERBOARD]
+    snap = lb.snapshots.current
+    return web.json_response({"ok": True, "version": snap.version if snap else None,
+                              "build_ms": round(snap.build_ms, 1) if snap else None},
+                             headers={"Cache-Control": "no-store"})
+
+
+PAGES: list[tuple[str, str, View, str, str]] = [
+    # (page path, API path, view, template, nav item)
+    ("/a/{arena}", "/api/arenas/{arena}", overview_view, "overview.html", "overview"),
+    ("/a/{arena}/commits", "/api/arenas/{arena}/commits", commits_view, "commits.html", "commits"),
+    ("/a/{arena}/proposals", "/api/arenas/{arena}/proposals", proposals_view, "proposals.html", "proposals"),
+    ("/a/{arena}/contributors", "/api/arenas/{arena}/contributors", contributors_view, "contributors.html",
+     "contributors"),
+    ("/a/{arena}/verifiers", "/api/arenas/{arena}/verifiers", verifiers_view, "verifiers.html", "verifiers"),
+    ("/a/{arena}/c/{commit}", "/api/arenas/{arena}/commits/{commit}", commit_view, "commit.html", "commits"),
+    ("/a/{arena}/p/{key}", "/api/arenas/{arena}/people/{key}", person_view, "person.html", "person"),
+]
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/", root)
+    r.add_get("/arenas", _ROOT_INDEX)
+    r.add_get("/api", api_index)
+    r.add_get("/api/", api_index)
+    r.add_get("/api/openapi.json", api_index)
+    r.add_get("/api/arenas", _json(index_view))
+    r.add_get("/api/events", events)
+    r.add_get("/healthz", healthz)
+    for page, api, view, template, nav in PAGES:
+        r.add_get(page, _html(view, template, nav))
+        r.add_get(api, _json(view))
+
+
+# -- errors -------------------------------------------------------------------------
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                           ) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadQueryError as e:
+        return _error(request, 400, "Bad request", str(e))
+    except NotHeldError as e:
+        return _error(request, 404, "Not found", str(e))
+    except web.HTTPNotFound:
+        return _error(request, 404, "Not found", f"no page at {request.path[:100]}")
+    except StoreError as e:
+        log.warning("leaderboard: store error on %s: %s", request.path, e)
+        return _error(request, 503, "Store unavailable", "the node's store cannot be read right now")
+    except ChainError as e:
+        return _error(request, 400, "Bad request", str(e))
+
+
+def _error(request: web.Request, status: int, title: str, message: str) -> web.Response:
+    headers = {"Cache-Control": "no-store"}
+    if request.path.startswith("/api"):
+        return web.json_response({"error": {"status": status, "message": message}}, status=status,
+                                 headers=headers)
+    lb = request.app[LEADERBOARD]
+    snap = lb.snapshots.current
+    arenas = [present.arena_ref(a) for a in snap.arenas] if snap else []
+    page = lb.env.get_template("error.html").render(
+        status=status, title=title, message=message, nav="", version=snap.version if snap else 0,
+        arenas=arenas, current=None, query={})
+    return web.Response(text=page, status=status, content_type="text/html", headers=headers)
