@@ -1,0 +1,63 @@
+"""`ratchet serve` as a real process, the way `ratchet demo` starts it: listen, answer, stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import select
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from lb_world import World
+
+
+def _ratchet(home: Path, *args: str) -> list[str]:
+    return [sys.executable, "-c", "from node.cli import main; main()", "--home", str(home), *args]
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        raise AssertionError(f"no output within {timeout} s")
+    return proc.stdout.readline()
+
+
+@pytest.mark.timeout(60)
+def test_serve_process_answers_and_stops_on_sigterm(world: World) -> None:
+    proc = subprocess.Popen(_ratchet(world.home, "serve", "--host", "127.0.0.1", "--port", "0"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = _read_line(proc, 30)
+        assert line.startswith("leaderboard: http://127.0.0.1:"), line
+        url = line.split()[1].rstrip("/")
+        with urllib.request.urlopen(url + "/api/arenas", timeout=10) as r:
+            body = json.load(r)
+        assert body["arenas"][0]["head"]["id"] == world.accepted[-1].id.hex()
+        with urllib.request.urlopen(url + "/", timeout=10) as r:
+            assert "val_bpb over chain height" in r.read().decode()
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_serve_reports_a_busy_port(world: World) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run(_ratchet(world.home, "serve", "--port", str(port)), capture_output=True, text=True,
+                           timeout=30)
+    assert r.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
