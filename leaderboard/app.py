@@ -32,10 +32,11 @@ class Settings:
     """What `ratchet serve` can tune; tests shorten the intervals."""
 
     poll_s: float = 0.5  # how often the store's version is probed for live updates
-    wait_s: float = 0.5  # how long a request waits for a rebuild before answering from the last snapshot
+    wait_s: float = 0.25  # how long a request waits for a rebuild before answering from the last snapshot
     rate: float = 20.0  # requests per second per client (token bucket refill)
     burst: int = 200  # bucket size
     max_streams: int = 256  # concurrent live-update streams
+    max_streams_per_client: int = 8
     heartbeat_s: float = 15.0
     cache_entries: int = 1024
 

@@ -4,7 +4,9 @@ The store only grows, so `Store.data_version()` names its whole content: a
 snapshot or a rendered page made at version v is valid until v changes. A
 rebuild runs in one worker thread; while it runs, requests wait for it at most
 `wait_s` and are otherwise answered from the previous snapshot (stale while
-revalidate), so a busy writer never stalls the pages.
+revalidate), so a busy writer never stalls the pages. After a build that
+took T seconds the next one starts no sooner than T * `pause` later, so a
+store written many times a second cannot keep a core busy with rebuilds.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from leaderboard.snapshot import Snapshot
 
 
 class SnapshotCache:
-    def __init__(self, build: Callable[[], Snapshot], executor: Executor, wait_s: float = 0.5) -> None:
+    def __init__(self, build: Callable[[], Snapshot], executor: Executor, wait_s: float = 0.5,
+                 pause: float = 1.0) -> None:
         self._build_fn = build
         self._executor = executor
         self.wait_s = wait_s
+        self.pause = pause
+        self._not_before = 0.0  # loop time before which no new build starts
         self._snap: Snapshot | None = None
         self._task: asyncio.Task[Snapshot] | None = None
         self.builds = 0
@@ -56,7 +61,11 @@ class SnapshotCache:
         return self._task
 
     async def _build(self) -> Snapshot:
-        snap = await asyncio.get_running_loop().run_in_executor(self._executor, self._build_fn)
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, self._not_before - loop.time()))
+        started = loop.time()
+        snap = await loop.run_in_executor(self._executor, self._build_fn)
+        self._not_before = loop.time() + (loop.time() - started) * self.pause
         self.builds += 1
         if self._snap is None or snap.version > self._snap.version:
             self._snap = snap
@@ -72,11 +81,12 @@ class Rendered:
 
 
 class ResponseCache:
-    """A bounded LRU of rendered bodies; an entry counts only for the version it was made at."""
+    """An LRU of rendered bodies, bounded in entries and bytes; an entry counts only at its version."""
 
-    def __init__(self, max_entries: int = 1024) -> None:
+    def __init__(self, max_entries: int = 1024, max_bytes: int = 64 * 2**20) -> None:
         self._entries: OrderedDict[str, Rendered] = OrderedDict()
-        self.max_entries = max_entries
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.bytes = 0
         self.hits = self.misses = 0
 
     def get(self, key: str, version: int) -> Rendered | None:
@@ -91,8 +101,12 @@ class ResponseCache:
     def put(self, key: str, version: int, body: bytes, content_type: str) -> Rendered:
         digest = hashlib.blake2b(body, digest_size=8).hexdigest()
         entry = Rendered(version, body, content_type, f'"{version:x}-{digest}"')
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= len(old.body)
         self._entries[key] = entry
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self.bytes += len(body)
+        while self._entries and (len(self._entries) > self.max_entries or self.bytes > self.max_bytes):
+            _, dropped = self._entries.popitem(last=False)
+            self.bytes -= len(dropped.body)
         return entry

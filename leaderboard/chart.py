@@ -2,7 +2,8 @@
 
 Only numbers leave this module (coordinates, tick labels made from numbers),
 so the SVG needs no script and carries no untrusted text. Long chains are
-thinned to MAX_POINTS per chart, keeping the first and the last point.
+thinned: the line keeps MAX_POINTS points, and at most MAX_DOTS of them get a
+clickable dot, which keeps the overview of a 10,000-commit chain small.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from leaderboard.snapshot import ArenaView
 WIDTH, HEIGHT = 720, 260
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 16, 14, 30
 MAX_POINTS = 300
+MAX_DOTS = 60
 
 
 def thin(items: list[Any], limit: int) -> list[Any]:
@@ -43,11 +45,15 @@ def series(av: ArenaView) -> list[dict[str, Any]]:
     return sorted(mainline + others, key=lambda p: (p["timestamp"], p["id"]))
 
 
-def chart(av: ArenaView) -> dict[str, Any]:
-    pts = series(av)
-    ref, floor = av.reference_ubpb, av.floor_ubpb
-    out: dict[str, Any] = {"points": pts, "reference_ubpb": ref, "floor_ubpb": floor,
-                           "width": WIDTH, "height": HEIGHT, "by_height": None, "by_time": None}
+def chart_data(av: ArenaView) -> dict[str, Any]:
+    """What the chart shows, as data (the API's form)."""
+    return {"points": series(av), "reference_ubpb": av.reference_ubpb, "floor_ubpb": av.floor_ubpb}
+
+
+def svg(data: dict[str, Any]) -> dict[str, Any]:
+    """Geometry of the two charts (over height, over time) for the page's inline SVG."""
+    pts, ref, floor = data["points"], data["reference_ubpb"], data["floor_ubpb"]
+    out: dict[str, Any] = {"width": WIDTH, "height": HEIGHT, "by_height": None, "by_time": None}
     if not pts:
         return out
     values = [p["val_ubpb"] for p in pts] + [v for v in (ref, floor) if v is not None]
@@ -80,8 +86,9 @@ def _geometry(pts: list[dict[str, Any]], xkey: str, xrange: tuple[float, float],
     if start is not None and start[1] is not None:
         line.insert(0, (sx(start[0]), sy(start[1])))
     path = "M" + " L".join(f"{x},{y}" for x, y in line) if len(line) > 1 else ""
+    dotted = thin(main, MAX_DOTS) + thin([p for p in pts if not p["mainline"]], MAX_DOTS // 3)
     dots = [{"x": sx(p[xkey]), "y": sy(p["val_ubpb"]), "main": p["mainline"], "id": p["id"],
-             "label": f"{p['short']} h{p['height']} {fmt_ubpb(p['val_ubpb'])}"} for p in pts]
+             "label": f"{p['short']} h{p['height']} {fmt_ubpb(p['val_ubpb'])}"} for p in dotted]
     yticks = [{"y": sy(lo + (hi - lo) * i / 4), "label": fmt_ubpb(round(lo + (hi - lo) * i / 4))[:6]}
               for i in range(5)]
     xticks = [{"x": sx(x0 + xspan * i / 4), "label": xlabel(x0 + xspan * i / 4, xspan)} for i in range(5)]

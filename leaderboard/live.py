@@ -30,6 +30,7 @@ class Broadcaster:
     def __init__(self) -> None:
         self.message: dict[str, Any] = {"version": 0, "arenas": []}
         self.streams = 0
+        self.per_client: dict[str, int] = {}
         self.closed = False
         self._changed = asyncio.Event()
 
@@ -84,13 +85,18 @@ async def events(request: web.Request) -> web.StreamResponse:
     from leaderboard.app import LEADERBOARD
 
     lb = request.app[LEADERBOARD]
+    client = request.remote or "?"
     if lb.live.streams >= lb.settings.max_streams:
         raise web.HTTPServiceUnavailable(text="too many live streams; reload later",
                                          headers={"Retry-After": "30"})
+    if lb.live.per_client.get(client, 0) >= lb.settings.max_streams_per_client:
+        raise web.HTTPTooManyRequests(text="too many live streams from this address",
+                                      headers={"Retry-After": "30"})
     after = _int_or_zero(request.headers.get("Last-Event-ID") or request.query.get("after"))
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                        "X-Accel-Buffering": "no"})
     lb.live.streams += 1
+    lb.live.per_client[client] = lb.live.per_client.get(client, 0) + 1
     try:
         await resp.prepare(request)
         await resp.write(b"retry: 3000\n\n")
@@ -108,6 +114,9 @@ async def events(request: web.Request) -> web.StreamResponse:
         pass  # the client went away
     finally:
         lb.live.streams -= 1
+        left = lb.live.per_client.pop(client, 1) - 1
+        if left > 0:
+            lb.live.per_client[client] = left
     return resp
 
 

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -19,7 +20,7 @@ from chain.errors import ChainError, NotFoundError, StoreError
 from leaderboard import present
 from leaderboard.app import LEADERBOARD, Leaderboard
 from leaderboard.cache import Rendered
-from leaderboard.chart import chart
+from leaderboard.chart import chart_data, svg
 from leaderboard.diff import script_diff
 from leaderboard.errors import BadQueryError, NotHeldError
 from leaderboard.live import events
@@ -29,6 +30,8 @@ from leaderboard.snapshot import ArenaView, Snapshot
 log = logging.getLogger(__name__)
 View = Callable[[web.Request, Snapshot], Awaitable[dict[str, Any]]]
 MAX_DIFFS = 256
+HTML_ONLY = ("svg",)  # page-only geometry; the API carries the same points as data
+QUERY_KEYS = ("status", "sort", "page", "per_page")  # the only parameters a page reads
 HEX = frozenset("0123456789abcdef")
 
 
@@ -83,7 +86,8 @@ async def index_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
 
 async def overview_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
     av = _arena(request, snap)
-    return present.overview(av, chart(av))
+    data = present.overview(av, chart_data(av))
+    return {**data, "svg": svg(data["chart"])}
 
 
 async def commits_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
@@ -150,6 +154,11 @@ async def _diff(lb: Leaderboard, old: bytes, new: bytes) -> dict[str, Any]:
 
 # -- responses ----------------------------------------------------------------------
 
+def _known_query(request: web.Request) -> dict[str, str]:
+    """The parameters pages read (first value of each): the cache key, and what links carry on."""
+    return {k: request.query[k] for k in QUERY_KEYS if k in request.query}
+
+
 def _send(request: web.Request, r: Rendered) -> web.Response:
     headers = {"ETag": r.etag, "Cache-Control": "no-cache"}
     if r.etag in request.headers.get("If-None-Match", ""):
@@ -161,13 +170,14 @@ def _html(view: View, template: str, nav: str) -> Callable[[web.Request], Awaita
     async def handler(request: web.Request) -> web.Response:
         lb = request.app[LEADERBOARD]
         snap = await lb.snapshot()
-        key = "html " + str(request.rel_url)
+        query = _known_query(request)
+        key = f"html {request.path}?{urlencode(query)}"
         hit = lb.responses.get(key, snap.version)
         if hit is None:
             data = await view(request, snap)
             page = lb.env.get_template(template).render(
                 data=data, nav=nav, version=snap.version, arenas=[present.arena_ref(a) for a in snap.arenas],
-                current=data.get("arena"), query=dict(request.query))
+                current=data.get("arena"), query=query)
             hit = lb.responses.put(key, snap.version, page.encode(), "text/html")
         return _send(request, hit)
 
@@ -178,12 +188,13 @@ def _json(view: View) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         lb = request.app[LEADERBOARD]
         snap = await lb.snapshot()
-        key = "json " + str(request.rel_url)
+        key = f"json {request.path}?{urlencode(_known_query(request))}"
         hit = lb.responses.get(key, snap.version)
         if hit is None:
             data = await view(request, snap)
+            data = {k: v for k, v in data.items() if k not in HTML_ONLY}
             if isinstance(data.get("diff"), dict):
-                data = {**data, "diff": {k: v for k, v in data["diff"].items() if k != "lines"}}
+                data["diff"] = {k: v for k, v in data["diff"].items() if k != "lines"}
             body = json.dumps({"version": snap.version, **data}, separators=(",", ":")).encode()
             hit = lb.responses.put(key, snap.version, body, "application/json")
         return _send(request, hit)
