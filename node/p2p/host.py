@@ -72,8 +72,9 @@ def load_identity(home: Path) -> KeyPair:
         raise IdentityFileError(path, str(e)) from e
 
 
-def make_host(key_pair: KeyPair) -> IHost:
-    """A host speaking Noise (only) and yamux (only) over TCP, one connection per peer."""
+def make_host(key_pair: KeyPair, mdns: bool = False) -> IHost:
+    """A host speaking Noise (only) and yamux (only) over TCP, one connection per peer;
+    `mdns` announces it on the LAN and hears others (discovery.watch_mdns)."""
     from libp2p import new_host
     from libp2p.crypto.x25519 import create_new_key_pair as new_x25519
     from libp2p.custom_types import TProtocol
@@ -85,8 +86,12 @@ def make_host(key_pair: KeyPair) -> IHost:
 
     security = {NOISE_ID: NoiseTransport(key_pair, noise_privkey=new_x25519().private_key)}
     muxers = {TProtocol(YAMUX_ID): Yamux}
-    config = ConnectionConfig(max_connections_per_peer=1, dial_timeout=5.0)
-    return new_host(key_pair=key_pair, sec_opt=security, muxer_opt=muxers, connection_config=config)
+    # The library's auto-connector dials peers from the peerstore while below the midpoint
+    # of the watermarks (default: 200 dials at once); 4..32 keeps a modest mesh.
+    config = ConnectionConfig(max_connections_per_peer=1, dial_timeout=5.0, min_connections=0,
+                              low_watermark=4, high_watermark=32, max_connections=128)
+    return new_host(key_pair=key_pair, sec_opt=security, muxer_opt=muxers, connection_config=config,
+                    enable_mDNS=mdns)
 
 
 def listen_addrs(host: str = "0.0.0.0", port: int = 0) -> list[Multiaddr]:

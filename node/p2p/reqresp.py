@@ -10,6 +10,7 @@ the caller turns into a penalty for that peer.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -40,12 +41,48 @@ class PeerAnswerError(wire.WireError):
         self.problem = problem
 
 
-class Responder:
-    """Serves requests from the local store. `on_bad(peer, reason)` hears about bad requests."""
+def inventory_digest(ids: list[bytes]) -> bytes:
+    """What two nodes compare before exchanging inventories: SHA-256 of the sorted ids."""
+    h = hashlib.sha256()
+    for oid in sorted(ids):
+        h.update(oid)
+    return h.digest()
 
-    def __init__(self, store: Store, on_bad: Callable[[ID, str], None] | None = None) -> None:
+
+class Summaries:
+    """(count, digest) of each arena's inventory, recomputed only when the store changed."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[bytes, tuple[int, tuple[int, bytes]]] = {}
+
+    def get(self, arena_id: bytes) -> tuple[int, bytes]:
+        version = self.store.data_version()
+        hit = self._cache.get(arena_id)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        try:
+            ids = self.store.inventory(arena_id)
+        except NotFoundError:
+            ids = []
+        value = (len(ids), inventory_digest(ids))
+        self._cache[arena_id] = (version, value)
+        return value
+
+
+class Responder:
+    """Serves requests from the local store. `on_bad(peer, reason)` hears about bad requests;
+    `allow(peer)` may refuse a peer (banned, over its rate limit); `peer_addrs()` lists the
+    addresses of connected peers for the "peers" request."""
+
+    def __init__(self, store: Store, on_bad: Callable[[ID, str], None] | None = None,
+                 allow: Callable[[ID], bool] | None = None,
+                 peer_addrs: Callable[[], list[str]] | None = None) -> None:
         self.store = store
         self.on_bad = on_bad
+        self.allow = allow
+        self.peer_addrs = peer_addrs
+        self.summaries = Summaries(store)
         self.served = 0
 
     def attach(self, host: IHost) -> None:
@@ -55,6 +92,9 @@ class Responder:
 
     async def handle(self, stream: INetStream) -> None:
         peer = stream.muxed_conn.peer_id
+        if self.allow is not None and not self.allow(peer):
+            await _reset(stream)
+            return
         try:
             with trio.fail_after(REQUEST_TIMEOUT_S):
                 kind, arg = wire.decode_request(await wire.read_frame(stream, 64 * 1024))
@@ -73,12 +113,21 @@ class Responder:
 
     async def _answer(self, stream: INetStream, kind: str, arg: Any) -> None:
         if kind == "get":
+            # Objects travel packed several to a frame (msgpack list of encodings, b"" for
+            # one not held): one frame each costs a yamux frame and a Noise message apiece.
+            chunk: list[bytes] = []
+            size = 0
             for oid in arg:
                 try:
                     data = self.store.get_encoded(oid)
                 except NotFoundError:
                     data = b""
-                await wire.write_frame(stream, data)
+                if chunk and size + len(data) > wire.PACK_BYTES:
+                    await wire.write_frame(stream, wire.pack(chunk))
+                    chunk, size = [], 0
+                chunk.append(data)
+                size += len(data) + 5
+            await wire.write_frame(stream, wire.pack(chunk))
         elif kind == "inv":
             try:
                 ids = self.store.inventory(arg)
@@ -88,6 +137,12 @@ class Responder:
             for i in range(0, len(ids), step):
                 await wire.write_frame(stream, wire.pack(ids[i : i + step]))
             await wire.write_frame(stream, wire.pack([]))
+        elif kind == "sum":
+            count, digest = self.summaries.get(arg)
+            await wire.write_frame(stream, wire.pack([count, digest]))
+        elif kind == "peers":
+            addrs = self.peer_addrs() if self.peer_addrs is not None else []
+            await wire.write_frame(stream, wire.pack(addrs[: wire.MAX_PEER_ADDRS]))
         else:
             arenas = [a.id for a in self.store.arenas()][: wire.MAX_IDS_PER_FRAME]
             await wire.write_frame(stream, wire.pack(arenas))
@@ -98,6 +153,13 @@ async def _close(stream: INetStream) -> None:
         await stream.close()
     except Exception as e:  # closing a stream the peer already reset
         log.debug("closing stream: %s", e)
+
+
+async def _reset(stream: INetStream) -> None:
+    try:
+        await stream.reset()
+    except Exception as e:  # already gone
+        log.debug("resetting stream: %s", e)
 
 
 async def _request(host: IHost, peer: ID, kind: str, arg: Any) -> INetStream:
@@ -126,8 +188,15 @@ async def _get_batch(host: IHost, peer: ID, ids: list[bytes], timeout: float) ->
     with trio.fail_after(timeout):
         stream = await _request(host, peer, "get", ids)
         try:
-            for oid in ids:
-                data = await wire.read_frame(stream)
+            datas: list[bytes] = []
+            while len(datas) < len(ids):
+                chunk = wire.unpack(await wire.read_frame(stream), wire.MAX_FETCH_IDS)
+                if not chunk or any(type(d) is not bytes for d in chunk):
+                    raise PeerAnswerError("an answer frame must be a non-empty list of encodings")
+                datas.extend(chunk)
+            if len(datas) != len(ids):
+                raise PeerAnswerError(f"asked for {len(ids)} objects, got {len(datas)}")
+            for oid, data in zip(ids, datas, strict=True):
                 if not data:
                     out.append(None)
                     continue
@@ -154,6 +223,27 @@ async def get_inventory(host: IHost, peer: ID, arena_id: bytes,
                 ids.extend(chunk)
                 if len(ids) > max_ids:
                     raise PeerAnswerError(f"inventory longer than {max_ids} ids")
+        finally:
+            await _close(stream)
+
+
+async def get_summary(host: IHost, peer: ID, arena_id: bytes,
+                      timeout: float = REQUEST_TIMEOUT_S) -> tuple[int, bytes]:
+    """(count, digest) of `peer`'s inventory of an arena."""
+    with trio.fail_after(timeout):
+        stream = await _request(host, peer, "sum", arena_id)
+        try:
+            return wire.decode_summary(await wire.read_frame(stream))
+        finally:
+            await _close(stream)
+
+
+async def get_peer_addrs(host: IHost, peer: ID, timeout: float = REQUEST_TIMEOUT_S) -> list[str]:
+    """Multiaddrs (with /p2p/ ids) of the peers `peer` is connected to."""
+    with trio.fail_after(timeout):
+        stream = await _request(host, peer, "peers", b"")
+        try:
+            return wire.decode_peer_addrs(await wire.read_frame(stream))
         finally:
             await _close(stream)
 

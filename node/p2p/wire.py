@@ -22,6 +22,7 @@ FRAME_HEADER = 4
 MAX_FRAME = MAX_OBJECT_BYTES + 1024  # one encoded object (a blob up to 512 KiB) plus slack
 MAX_IDS_PER_FRAME = 8192  # 8192 x 34 bytes: ~280 KB, well under MAX_FRAME
 MAX_FETCH_IDS = 512
+PACK_BYTES = 256 * 1024  # objects of a "get" answer are packed into frames up to about this size
 MAX_GOSSIP_BYTES = 64 * 1024  # gossip carries ids and small signed objects, never scripts
 
 
@@ -118,8 +119,11 @@ def check_ids(value: Any, limit: int, what: str = "ids") -> list[bytes]:
 # -- request/response messages ------------------------------------------------------
 # Request: [kind, arg]. Kinds: "get" (arg: list of ids) -> one frame per id with its
 # encoding (b"" when not held); "inv" (arg: arena id) -> frames of id lists, ending with
-# an empty list; "arenas" (arg: b"") -> one frame with the list of arena ids held.
-REQUEST_KINDS = ("get", "inv", "arenas")
+# an empty list; "sum" (arg: arena id) -> one frame [count, sha256 of the sorted ids];
+# "arenas" (arg: b"") -> one frame with the list of arena ids held; "peers" (arg: b"")
+# -> one frame with the multiaddrs (text) of the peers it is connected to.
+REQUEST_KINDS = ("get", "inv", "sum", "arenas", "peers")
+MAX_PEER_ADDRS = 64
 
 
 def encode_request(kind: str, arg: Any) -> bytes:
@@ -133,11 +137,25 @@ def decode_request(data: bytes) -> tuple[str, Any]:
     kind, arg = msg
     if kind == "get":
         return kind, check_ids(arg, MAX_FETCH_IDS)
-    if kind == "inv":
+    if kind in ("inv", "sum"):
         return kind, check_id(arg, "arena")
     if arg != b"":
-        raise BadMessageError("arenas takes no argument")
+        raise BadMessageError(f"{kind} takes no argument")
     return kind, arg
+
+
+def decode_summary(data: bytes) -> tuple[int, bytes]:
+    msg = unpack(data, 4)
+    if len(msg) != 2 or type(msg[0]) is not int or not 0 <= msg[0] < 2**40:
+        raise BadMessageError("summary must be [count, digest]")
+    return msg[0], check_id(msg[1], "digest")
+
+
+def decode_peer_addrs(data: bytes) -> list[str]:
+    msg = unpack(data, MAX_PEER_ADDRS + 1)
+    if len(msg) > MAX_PEER_ADDRS or any(type(a) is not str or len(a) > 300 for a in msg):
+        raise BadMessageError(f"peers must be at most {MAX_PEER_ADDRS} short strings")
+    return msg
 
 
 # -- gossip messages ----------------------------------------------------------------

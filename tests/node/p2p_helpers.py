@@ -63,3 +63,37 @@ def small_chain(commits: int, verifiers: int = 3, quorum: int = 2,
         atts.extend(make_attestation(v, p, timestamp=1_700_000_002_000 + i) for v in vkeys[:quorum])
         parent = p.id
     return arena, blobs, props, atts
+
+
+FAST = dict(sync_interval_s=1.0, announce_interval_s=0.3, watch_interval_s=0.05, dial_interval_s=0.3)
+
+
+@asynccontextmanager
+async def running_networks(homes: list[Any], bootstrap_first: bool = True,
+                           **config: Any) -> AsyncIterator[list[Any]]:
+    """One Network per home (each with its own store), all on 127.0.0.1; node i > 0 bootstraps
+    to node 0 when `bootstrap_first`. Everything is cancelled and closed on exit, even on failure."""
+    from chain.store import Store
+    from node.p2p.network import Network, NetworkConfig
+
+    settings = {**FAST, **config}
+    async with AsyncExitStack() as stack:
+        stores = [stack.enter_context(Store.open(h)) for h in homes]
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        stack.callback(nursery.cancel_scope.cancel)
+        nets = []
+        for i, (home, store) in enumerate(zip(homes, stores, strict=True)):
+            boot = tuple(nets[0].addrs[:1]) if bootstrap_first and i > 0 else ()
+            net = Network(home, store, NetworkConfig(listen=LOOPBACK, bootstrap=boot, **settings))
+            await nursery.start(net.run)
+            nets.append(net)
+        yield nets
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, poll: float = 0.05) -> None:
+    """Poll `predicate` until true; fail with a clear error after `timeout` seconds."""
+    with trio.move_on_after(timeout):
+        while not predicate():
+            await trio.sleep(poll)
+        return
+    raise AssertionError(f"condition not met within {timeout}s")

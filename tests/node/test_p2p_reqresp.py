@@ -86,7 +86,7 @@ def test_an_answer_that_does_not_hash_to_the_id_is_refused(filled_store: Store) 
 
     async def liar(stream) -> None:  # type: ignore[no-untyped-def]
         await wire.read_frame(stream)
-        await wire.write_frame(stream, other.encode())
+        await wire.write_frame(stream, wire.pack([other.encode()]))
         await stream.close()
 
     async def main() -> None:

@@ -1,0 +1,145 @@
+"""Networks of real libp2p hosts in one process: sync, gossip, blobs, outside writes, bans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+from p2p_helpers import run_trio, running_hosts, running_networks, small_chain, wait_until
+
+from chain.builders import key, make_attestation, make_proposal
+from chain.consensus import state_for
+from chain.store import Store
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def _fill(home: Path, objs: list) -> None:  # type: ignore[type-arg]
+    with Store.open(home) as store:
+        for obj in objs:
+            store.add(obj)
+
+
+def test_a_fresh_node_syncs_a_chain_and_reaches_the_same_head(tmp_path: Path) -> None:
+    arena, blobs, props, atts = small_chain(300)
+    _fill(tmp_path / "a", [arena, *blobs, *props, *atts])
+    homes = [tmp_path / "a", tmp_path / "b"]
+
+    async def main() -> None:
+        async with running_networks(homes) as (a, b):
+            want = len(a.store.inventory(arena.id))
+            await wait_until(lambda: b.store.has(arena.id) and len(b.store.inventory(arena.id)) == want)
+            assert state_for(b.store, arena.id).head == props[-1].id == state_for(a.store, arena.id).head
+            assert b.counters.pulled == want
+
+    run_trio(main, 60)
+
+
+def test_gossip_delivers_proposals_attestations_and_blobs_to_every_node(tmp_path: Path) -> None:
+    arena, blobs, props, atts = small_chain(2)
+    homes = [tmp_path / n for n in "abc"]
+    for h in homes:
+        _fill(h, [arena, blobs[0]])
+
+    async def main() -> None:
+        async with running_networks(homes) as (a, b, c):
+            await wait_until(lambda: len(a.connected()) == 2 and len(c.connected()) >= 1)
+            prop, blob = make_proposal(key(10), arena, arena.id, script=b"# new script\n" * 100)
+            a.store.add(blob)
+            await wait_until(lambda: _mesh_ready(a), 10)
+            assert await a.publish(prop)
+            await wait_until(lambda: b.store.has(prop.id) and c.store.has(prop.id))
+            await wait_until(lambda: b.store.has(blob.id) and c.store.has(blob.id))
+            att = make_attestation(key(1), prop)
+            assert await c.publish(att)
+            await wait_until(lambda: a.store.has(att.id) and b.store.has(att.id))
+            assert b.counters.gossip_stored >= 2 or b.counters.pulled >= 2
+
+    run_trio(main, 60)
+
+
+def _mesh_ready(net) -> bool:  # type: ignore[no-untyped-def]
+    mesh = net._gossip.router.mesh
+    return any(len(peers) > 0 for peers in mesh.values())
+
+
+def test_objects_written_by_another_process_are_gossiped(tmp_path: Path) -> None:
+    arena, blobs, _, _ = small_chain(0)
+    homes = [tmp_path / "a", tmp_path / "b"]
+    for h in homes:
+        _fill(h, [arena, blobs[0]])
+    prop, blob = make_proposal(key(10), arena, arena.id, message="written beside the node")
+
+    async def main() -> None:
+        async with running_networks(homes, sync_interval_s=60.0) as (a, b):
+            await wait_until(lambda: len(b.connected()) == 1 and _mesh_ready(a))
+            with Store.open(homes[0]) as other:  # a second handle, as `ratchet propose` opens it
+                other.add(blob)
+                other.add(prop)
+            await wait_until(lambda: b.store.has(prop.id) and b.store.has(blob.id), 15)
+            assert a.counters.published >= 1
+
+    run_trio(main, 40)
+
+
+def test_invalid_and_oversized_gossip_bans_and_disconnects_the_sender(tmp_path: Path) -> None:
+    from node.p2p import wire
+    from node.p2p.gossip import GossipParams, make_pubsub, topic
+
+    arena, blobs, _, _ = small_chain(0)
+    _fill(tmp_path / "a", [arena, blobs[0]])
+    prop, _ = make_proposal(key(10), arena, arena.id)
+    forged = bytearray(prop.encode())
+    forged[-1] ^= 1  # breaks the signature
+    cases = [wire.encode_gossip_object(bytes(forged)), b"\x92\xa6object\xc5" + b"\x00" * 70_000]
+
+    async def main() -> None:
+        from libp2p.peer.peerinfo import info_from_p2p_addr
+        from libp2p.tools.anyio_service.context import background_trio_service
+        from multiaddr import Multiaddr
+
+        async with running_networks([tmp_path / "a"]) as (a,):
+            for payload in cases:
+                async with running_hosts(1) as (rogue,):
+                    pubsub, router = make_pubsub(rogue, GossipParams())
+                    async with background_trio_service(pubsub), background_trio_service(router):
+                        await pubsub.wait_until_ready()
+                        await rogue.connect(info_from_p2p_addr(Multiaddr(a.addrs[0])))
+                        name = topic(arena.id, "proposals")
+                        await pubsub.subscribe(name)
+                        await wait_until(lambda: rogue.get_id() in a.connected())
+                        for _ in range(20):  # until the node has heard it (mesh setup is async)
+                            await pubsub.publish(name, payload)
+                            if a.peers.is_banned(rogue.get_id()):
+                                break
+                            await trio.sleep(0.2)
+                        await wait_until(lambda: a.peers.is_banned(rogue.get_id()), 10)
+                        await wait_until(lambda: rogue.get_id() not in a.connected(), 10)
+            assert a.counters.bans == 2
+            assert not a.store.has(prop.id)
+
+    run_trio(main, 60)
+
+
+def test_a_bad_request_bans_the_peer(tmp_path: Path) -> None:
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from multiaddr import Multiaddr
+
+    from node.p2p import reqresp, wire
+
+    arena, blobs, _, _ = small_chain(0)
+    _fill(tmp_path / "a", [arena, blobs[0]])
+
+    async def main() -> None:
+        async with running_networks([tmp_path / "a"]) as (a,), running_hosts(1) as (rogue,):
+            await rogue.connect(info_from_p2p_addr(Multiaddr(a.addrs[0])))
+            stream = await rogue.new_stream(a.host.get_id(), [TProtocol(reqresp.PROTOCOL)])
+            await stream.write((10**8).to_bytes(4, "big"))
+            await wait_until(lambda: a.peers.is_banned(rogue.get_id()), 10)
+            await wait_until(lambda: rogue.get_id() not in a.connected(), 10)
+            assert "exceeds the limit" in a.peers.summary()[str(rogue.get_id())]["last_reason"]
+            _ = wire
+
+    run_trio(main, 30)
