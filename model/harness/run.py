@@ -1,0 +1,284 @@
+"""run_script: one training run of an untrusted script under the harness (the trusted parent).
+
+The parent draws the data, starts the worker through a Launcher, serves
+training batches until the budget is spent, enforces the wall-clock cap by
+killing the worker's process group, then runs the evaluation schedule and
+scores. Every way a script can fail ends in a RunResult naming it; only
+harness-side problems (missing data) raise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model.harness import wire
+from model.harness.config import HarnessConfig
+from model.harness.evaluate import VOCAB, EvalFailure, Scorer, inputs, schedule
+from model.harness.launch import DirectLauncher, Launcher
+from model.sources import Data, draw, rng
+
+MODEL_DIR = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = MODEL_DIR.parent
+WORKER_FAILS = {"syntax_error", "import_error", "missing_train", "script_error", "out_of_memory",
+                "wrong_return", "eval_error", "bad_logits_shape"}
+CHEATS = {"peeks_future", "batch_mixing", "stateful_eval"}
+DIVERGED_BPB = 8.0  # worse than guessing uniformly among 256 bytes
+DETAIL_CHARS = 3000
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str  # "ok" | "invalid" | "cheat"
+    reason: str  # "" when ok, else a slug
+    detail: str  # human text: the failure, the tail of the script's output
+    val_bpb: float | None
+    floor_bpb: float | None
+    tokens: int
+    train_s: float
+    wall_s: float
+    params: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.train_s if self.train_s > 0 else 0.0
+
+
+class _Fail(Exception):  # noqa: N818 - internal control flow: a verdict on the script
+    def __init__(self, status: str, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+def worker_argv(script_name: str, cmd_fd: int, resp_fd: int) -> list[str]:
+    return [sys.executable, "-B", "-s", "-m", "model.harness.worker",
+            "--script", script_name, "--cmd-fd", str(cmd_fd), "--resp-fd", str(resp_fd)]
+
+
+def readable_paths() -> list[Path]:
+    """What the worker must be able to read: this package's source and the interpreter's trees."""
+    import site
+
+    paths = {MODEL_DIR, Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix)}
+    paths.update(Path(p) for p in site.getsitepackages())
+    return sorted(p.resolve() for p in paths if p.exists())
+
+
+def worker_env(workdir: Path, threads: int) -> dict[str, str]:
+    # No OMP_NUM_THREADS: measured here, setting it halves torch's CPU speed
+    # (OpenMP's wait policy changes); the worker calls torch.set_num_threads.
+    del threads
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(PROJECT_ROOT),
+            "HOME": str(workdir), "TMPDIR": str(workdir), "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+
+
+def run_script(script: bytes, config: HarnessConfig, seed: int, *, launcher: Launcher | None = None,
+               threads: int = 2, progress: Callable[[int, int], None] | None = None) -> RunResult:
+    """Train `script` on the data of `seed` under `config`; never raises for the script's faults."""
+    start = time.monotonic()
+    data = draw(config, seed)
+    with tempfile.TemporaryDirectory(prefix="ratchet-run-") as tmp:
+        workdir = Path(tmp) / "work"
+        workdir.mkdir()
+        (workdir / "train.py").write_bytes(script)
+        log_path = Path(tmp) / "worker.log"
+        run = _Run(config, data, launcher or DirectLauncher(), threads, progress, start)
+        return run.execute(workdir, log_path)
+
+
+class _Run:
+    def __init__(self, config: HarnessConfig, data: Data, launcher: Launcher, threads: int,
+                 progress: Callable[[int, int], None] | None, start: float) -> None:
+        self.c, self.data, self.launcher = config, data, launcher
+        self.threads, self.progress, self.start = threads, progress, start
+        self.deadline = start + config.wall_cap_s
+        self.tokens, self.params = 0, 0
+        self.train_start: float | None = None
+        self.train_end: float | None = None
+        seed = int.from_bytes(rng.subkey(data.key, "batches"), "little")
+        self.batches = np.random.Generator(np.random.PCG64(seed))
+
+    def execute(self, workdir: Path, log_path: Path) -> RunResult:
+        cmd_r, cmd_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        proc = None
+        try:
+            argv = self.launcher.wrap(worker_argv("train.py", cmd_r, resp_w), workdir=workdir,
+                                      readable=readable_paths())
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(
+                    argv, cwd=workdir, env=worker_env(workdir, self.threads), stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, pass_fds=(cmd_r, resp_w),
+                    preexec_fn=self.launcher.preexec, start_new_session=True)
+            os.close(cmd_r)
+            os.close(resp_w)
+            cmd_r = resp_w = -1
+            os.set_blocking(cmd_w, False)
+            os.set_blocking(resp_r, False)
+            try:
+                val_bpb = self._protocol(cmd_w, resp_r)
+            except _Fail as f:
+                return self._result(f.status, f.reason, f.detail, None, log_path, proc)
+            except wire.Deadline:
+                return self._result("invalid", "timeout", f"ran past the wall-clock cap of {self.c.wall_cap_s:g} s",
+                                    None, log_path, proc)
+            except wire.PeerClosed:
+                return self._result("invalid", "crashed", self._death(proc), None, log_path, proc)
+            except wire.WireError as e:
+                return self._result("invalid", "protocol_error", e.what, None, log_path, proc)
+            except EvalFailure as e:
+                return self._result(e.status, e.reason, e.detail, None, log_path, proc)
+            if val_bpb > DIVERGED_BPB:
+                return self._result("invalid", "diverged", f"val_bpb {val_bpb:.3f} is worse than uniform",
+                                    val_bpb, log_path, proc)
+            return self._result("ok", "", "", val_bpb, log_path, proc)
+        finally:
+            for fd in (cmd_r, cmd_w, resp_r, resp_w):
+                if fd >= 0:
+                    os.close(fd)
+            if proc is not None:
+                _kill(proc)
+
+    # -- the conversation ----------------------------------------------------
+    def _protocol(self, cmd: int, resp: int) -> float:
+        conf = {"threads": self.threads, "device": self.c.device, "eval_seq_len": self.c.eval_seq_len,
+                "budget_kind": self.c.budget_kind, "budget_value": self.c.budget_value,
+                "init_seed": int.from_bytes(rng.subkey(self.data.key, "init")[:4], "little")}
+        wire.send_by(cmd, wire.CONF, json.dumps(conf).encode(), self.deadline)
+        self._expect_ready(resp)
+        self._train(cmd, resp)
+        return self._evaluate(cmd, resp)
+
+    def _recv(self, resp: int, limits: dict[bytes, int]) -> tuple[bytes, bytes]:
+        tag, payload = wire.recv_by(resp, self.deadline, {**limits, wire.FAIL: wire.MAX_FAIL_BYTES})
+        if tag == wire.FAIL:
+            slug, _, text = payload.partition(b"\n")
+            reason = slug.decode("ascii", "replace")
+            if reason not in WORKER_FAILS:
+                reason = "script_error"
+            raise _Fail("invalid", reason, text.decode("utf-8", "replace"))
+        return tag, payload
+
+    def _expect_ready(self, resp: int) -> None:
+        self._recv(resp, {wire.REDY: 0})
+
+    def _train(self, cmd: int, resp: int) -> None:
+        c = self.c
+        train = self.data.train
+        budget_s = c.budget_value if c.budget_kind == "seconds" else None
+        while True:
+            tag, payload = self._recv(resp, {wire.NEXT: wire.SHAPE2.size, wire.MODL: wire.COUNT.size})
+            now = time.monotonic()
+            if tag == wire.MODL:
+                if len(payload) != wire.COUNT.size:
+                    raise wire.WireError("short MODL frame")
+                (self.params,) = wire.COUNT.unpack(payload)
+                self.train_end = now
+                return
+            if len(payload) != wire.SHAPE2.size:
+                raise wire.WireError("short NEXT frame")
+            b, t = wire.SHAPE2.unpack(payload)
+            if not (1 <= t <= c.max_seq_len and 1 <= b and b * t <= c.max_batch_tokens and t + 1 < len(train)):
+                raise _Fail("invalid", "bad_batch_request",
+                            f"batch ({b}, {t}) outside 1 <= T <= {c.max_seq_len}, B*T <= {c.max_batch_tokens}")
+            if self.train_start is None:
+                self.train_start = now
+            if budget_s is None:
+                closed = self.tokens + b * t > c.budget_value
+            else:
+                closed = now - self.train_start >= budget_s
+            if closed:
+                wire.send_by(cmd, wire.STOP, b"", self.deadline)
+                continue
+            offsets = self.batches.integers(0, len(train) - t - 1, size=b)
+            rows = train[offsets[:, None] + np.arange(t + 1)]
+            wire.send_by(cmd, wire.BTCH, rows.tobytes(), self.deadline)
+            self.tokens += b * t
+            if self.progress is not None:
+                if budget_s is None:
+                    self.progress(self.tokens, c.budget_value)
+                else:
+                    self.progress(min(int(now - self.train_start), budget_s), budget_s)
+
+    def _evaluate(self, cmd: int, resp: int) -> float:
+        c = self.c
+        calls = schedule(c.eval_rows, c.eval_batch, c.eval_seq_len, self.data.key)
+        scorer = Scorer.for_schedule(self.data.val, c.eval_seq_len, c.tolerance, calls)
+        n = c.eval_batch * c.eval_seq_len * VOCAB * 4
+        head = wire.SHAPE2.pack(c.eval_batch, c.eval_seq_len)
+        for call in calls:
+            x = inputs(self.data.val, call, c.eval_seq_len)
+            wire.send_by(cmd, wire.EVAL, head + x.tobytes(), self.deadline)
+            _, payload = self._recv(resp, {wire.LOGT: wire.SHAPE3.size + n})
+            shape = wire.SHAPE3.unpack_from(payload) if len(payload) >= wire.SHAPE3.size else None
+            if shape != (c.eval_batch, c.eval_seq_len, VOCAB) or len(payload) != wire.SHAPE3.size + n:
+                raise _Fail("invalid", "bad_logits_shape", f"logits frame of shape {shape}, {len(payload)} bytes")
+            logits = np.frombuffer(payload, dtype="<f4", offset=wire.SHAPE3.size)
+            scorer.add(call, logits.reshape(c.eval_batch, c.eval_seq_len, VOCAB))
+        wire.send_by(cmd, wire.DONE, b"", self.deadline)
+        scorer.check()
+        return scorer.bpb()
+
+    # -- endings -------------------------------------------------------------
+    def _death(self, proc: subprocess.Popen[bytes]) -> str:
+        try:
+            rc = proc.wait(timeout=max(0.1, min(5.0, self.deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            return "the worker closed its pipe but kept running"
+        if rc < 0:
+            name = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else str(-rc)
+            return f"the worker was killed by {name} (a resource limit?)"
+        return f"the worker exited with status {rc} before finishing"
+
+    def _result(self, status: str, reason: str, detail: str, val_bpb: float | None, log_path: Path,
+                proc: subprocess.Popen[bytes]) -> RunResult:
+        _kill(proc)
+        tail = _tail(log_path)
+        text = "\n".join(x for x in (detail.strip(), tail) if x)
+        end = self.train_end or time.monotonic()
+        train_s = end - self.train_start if self.train_start is not None else 0.0
+        return RunResult(status, reason, text[-DETAIL_CHARS:], val_bpb, self.data.floor_bpb,
+                         self.tokens, train_s, time.monotonic() - self.start, int(self.params))
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _tail(path: Path, limit: int = 2000) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+def script_digest(script: bytes) -> str:
+    return hashlib.sha256(script).hexdigest()

@@ -1,0 +1,74 @@
+"""Data sources: what the harness trains and scores on, drawn per check from its seed.
+
+`draw(config, seed)` returns a `Data`: training bytes (served only through
+the feed), validation bytes (never leave the trusted parent), the floor when
+the source's likelihood is known, and the secret key everything else of the
+run (batch offsets, evaluation order, the script's init seed) derives from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.errors import ConfigError
+from model.harness.config import HarnessConfig
+from model.sources import rng
+from model.sources.tinylang import Language, Params
+
+TINYLANG_DOMAIN = b"ratchet/tinylang/v1"
+TEXT_DOMAIN = b"ratchet/text/v1"
+
+
+@dataclass(frozen=True)
+class Data:
+    train: np.ndarray  # uint8
+    val: np.ndarray  # uint8, exactly config.val_bytes long
+    floor_bpb: float | None
+    key: bytes
+
+
+def draw(config: HarnessConfig, seed: int) -> Data:
+    if config.source == "tinylang":
+        return _tinylang(config, seed)
+    if config.source == "text":
+        from model.sources.text import load_split
+
+        train, val = load_split(config)
+        return Data(train, val, None, rng.derive_key(seed, TEXT_DOMAIN))
+    raise ConfigError("source", config.source, "unknown data source")
+
+
+def tinylang_params(config: HarnessConfig) -> tuple[Params, int]:
+    def num(name: str, default: int) -> int:
+        value = config.setting(name, str(default))
+        try:
+            out = int(value)
+        except ValueError as e:
+            raise ConfigError(name, value, "not an integer") from e
+        if out < 1:
+            raise ConfigError(name, value, "must be positive")
+        return out
+
+    p = Params(words=num("words", Params.words), topics=num("topics", Params.topics))
+    return p, num("train_bytes", 1 << 20)
+
+
+def _tinylang(config: HarnessConfig, seed: int) -> Data:
+    params, train_bytes = tinylang_params(config)
+    key = rng.derive_key(seed, TINYLANG_DOMAIN)
+    lang = Language(key, params)
+    train = _words_until(lang, "train", train_bytes)
+    val = _words_until(lang, "val", config.val_bytes)
+    return Data(np.frombuffer(train, dtype=np.uint8), np.frombuffer(val, dtype=np.uint8),
+                lang.floor_bpb(val), key)
+
+
+def _words_until(lang: Language, name: str, nbytes: int) -> bytes:
+    """The first nbytes of stream `name` (a word takes at least 3 bytes with its space)."""
+    words = lang.sample_words(name, nbytes // 3 + 8)
+    text = lang.text(words)
+    if len(text) < nbytes:
+        raise RuntimeError(f"tinylang produced {len(text)} bytes, fewer than {nbytes}")
+    return text[:nbytes]

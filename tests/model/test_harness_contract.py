@@ -1,0 +1,41 @@
+"""The script <-> harness contract across the process boundary, with an honest script."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from model_helpers import BIGRAM, SMALL, run, script
+
+from model.harness import DirectLauncher, run_script
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_honest_script_is_scored_by_the_parent() -> None:
+    seen: list[tuple[int, int]] = []
+    r = run_script(script(BIGRAM), SMALL, 7, launcher=DirectLauncher(), threads=1,
+                   progress=lambda done, total: seen.append((done, total)))
+    assert (r.status, r.reason) == ("ok", ""), r.detail
+    assert r.val_bpb is not None and r.floor_bpb is not None
+    assert r.floor_bpb < r.val_bpb < 8.0
+    # The feed hands out batches of 4 x 64 until the next one would pass the budget.
+    assert r.tokens == SMALL.budget_value - SMALL.budget_value % 256
+    assert seen[-1] == (r.tokens, SMALL.budget_value) and len(seen) == r.tokens // 256
+    assert r.params == 256 * 0  # buffers are not parameters
+    assert "tokens:" in r.detail  # the script's own output reaches the detail
+    assert r.wall_s >= r.train_s > 0
+
+
+def test_same_seed_same_score_other_seed_other_data() -> None:
+    a, b, c = run(BIGRAM, seed=3), run(BIGRAM, seed=3), run(BIGRAM, seed=4)
+    assert a.ok and b.ok and c.ok
+    assert a.val_bpb == b.val_bpb and a.floor_bpb == b.floor_bpb
+    assert c.floor_bpb != a.floor_bpb and c.val_bpb != a.val_bpb
+    assert a.val_bpb is not None and math.isfinite(a.val_bpb)
+
+
+def test_seconds_budget_closes_the_feed_at_the_deadline() -> None:
+    r = run(BIGRAM, budget_kind="seconds", budget_value=1)
+    assert r.ok, r.detail
+    assert 0.9 <= r.train_s < 10 and r.tokens > 0
