@@ -61,7 +61,7 @@ def svg(data: dict[str, Any]) -> dict[str, Any]:
     span = max(hi - lo, 1)
     lo, hi = lo - span * 0.06, hi + span * 0.06
     out["by_height"] = _geometry(pts, "height", (0, max(p["height"] for p in pts)), lo, hi, ref, floor,
-                                 _height_label, start=(0, ref))
+                                 _height_label, start=(0, ref), integer_x=True)
     t0 = min(p["timestamp"] for p in pts)
     t1 = max(p["timestamp"] for p in pts)
     out["by_time"] = _geometry(pts, "timestamp", (t0, max(t1, t0 + 1)), lo, hi, ref, floor, _time_label)
@@ -70,7 +70,7 @@ def svg(data: dict[str, Any]) -> dict[str, Any]:
 
 def _geometry(pts: list[dict[str, Any]], xkey: str, xrange: tuple[float, float], lo: float, hi: float,
               ref: int | None, floor: int | None, xlabel: Any,
-              start: tuple[float, int | None] | None = None) -> dict[str, Any]:
+              start: tuple[float, int | None] | None = None, integer_x: bool = False) -> dict[str, Any]:
     x0, x1 = xrange
     xspan = max(x1 - x0, 1)
     inner_w, inner_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
@@ -91,7 +91,14 @@ def _geometry(pts: list[dict[str, Any]], xkey: str, xrange: tuple[float, float],
              "label": f"{p['short']} h{p['height']} {fmt_ubpb(p['val_ubpb'])}"} for p in dotted]
     yticks = [{"y": sy(lo + (hi - lo) * i / 4), "label": fmt_ubpb(round(lo + (hi - lo) * i / 4))[:6]}
               for i in range(5)]
-    xticks = [{"x": sx(x0 + xspan * i / 4), "label": xlabel(x0 + xspan * i / 4, xspan)} for i in range(5)]
+    xticks = []
+    for i in range(5):
+        x = x0 + xspan * i / 4
+        if integer_x:
+            x = round(x)
+        label = xlabel(x, xspan)
+        if not xticks or xticks[-1]["label"] != label:
+            xticks.append({"x": sx(x), "label": label})
     return {
         "path": path, "dots": dots, "xticks": xticks, "yticks": yticks,
         "ref_y": sy(ref) if ref is not None else None, "floor_y": sy(floor) if floor is not None else None,
@@ -105,4 +112,6 @@ def _height_label(x: float, span: float) -> str:
 
 def _time_label(ms: float, span: float) -> str:
     t = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    if span < 3600 * 1000:
+        return t.strftime("%H:%M:%S")
     return t.strftime("%H:%M" if span < 2 * 86400 * 1000 else "%m-%d")

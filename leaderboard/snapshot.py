@@ -26,7 +26,7 @@ from chain.credit import ContributorCredit, Credit, VerifierCredit, compute_cred
 from chain.objects import Arena, Attestation
 from chain.store import Store
 
-RECENT_EVENTS = 30
+RECENT_EVENTS = 16
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,24 @@
   var shown = parseInt(main.getAttribute("data-version") || "0", 10);
   var busy = false, again = false;
 
+  // Times are rendered in UTC; show them relative to now, with the exact time on hover.
+  function ago(root) {
+    var now = Date.now();
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      var t = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(t)) { return; }
+      var s = Math.max(0, Math.round((now - t) / 1000)), text;
+      if (s < 60) { text = s + " s ago"; }
+      else if (s < 3600) { text = Math.round(s / 60) + " min ago"; }
+      else if (s < 172800) { text = Math.round(s / 3600) + " h ago"; }
+      else { return; }
+      if (!el.title) { el.title = el.textContent; }
+      el.textContent = text;
+    });
+  }
+  ago(document);
+  setInterval(function () { ago(document); }, 30000);
+
   function refresh() {
     if (busy) { again = true; return; }
     busy = true;
@@ -24,6 +42,7 @@
         shown = v;
         main.replaceWith(document.importNode(fresh, true));
         main = document.getElementById("main");
+        ago(main);
         document.title = doc.title;
         if (badge) { badge.textContent = "updated"; badge.classList.add("flash"); }
       })
