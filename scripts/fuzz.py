@@ -2,8 +2,8 @@
 """Fuzz every decoder of untrusted bytes with mutated valid encodings; print a table.
 
 Entry points: chain.objects.decode, chain.objects.decode_stream, Store.add_encoded
-(the store on a tmpfs when /dev/shm exists, so blob fsyncs do not dominate), and,
-when node/p2p exists, its wire decoders (see tests/hardening/wirefuzz.py).
+(the store on a tmpfs when /dev/shm exists, so blob fsyncs do not dominate), the
+wire decoders of node/p2p and its gossip validator (tests/hardening/wirefuzz.py).
 Every input must end in a valid object or a named error (a ChainError, or the
 wire's own named errors); anything else is a crash, anything over 2 s a hang.
 The store is re-validated in full (chain.audit) at the end.
@@ -21,40 +21,47 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "hardening"))
 
+import wirefuzz  # noqa: E402
 from fuzzkit import Corpus, Mutator, build_corpus  # noqa: E402
-from fuzzoracle import Tally, decode_entry, describe, feed, open_store_oracle, stream_entry  # noqa: E402
+from fuzzoracle import (  # noqa: E402
+    Entry,
+    Tally,
+    decode_entry,
+    describe,
+    feed,
+    open_store_oracle,
+    stream_entry,
+)
 
 from chain.audit import validate_store  # noqa: E402
+from chain.encoding import pack  # noqa: E402
 
-Entry = tuple[str, Callable[[bytes], str], list[bytes]]
-
-
-def wire_entries(corpus: Corpus) -> list[Entry]:
-    """The network's decoders, once node/p2p provides them (an empty list before)."""
-    try:
-        import wirefuzz  # tests/hardening/wirefuzz.py: present once the wire handlers exist
-    except ImportError:
-        return []
-    return wirefuzz.entries(corpus)
+WRAP_SHARE = 0.4  # of inputs to an entry with `wrap`: mutated chain objects packed its way
 
 
-def run_entry(name: str, fn: Callable[[bytes], str], seeds: list[bytes], n: int, rng: random.Random,
-              corpus: Corpus, progress: bool) -> Tally:
-    tally = Tally(name)
+def run_entry(entry: Entry, n: int, rng: random.Random, corpus: Corpus, progress: bool) -> Tally:
+    tally = Tally(entry.name)
     mutator = Mutator(rng, corpus)
+    mutator.pool = mutator.pool + entry.seeds  # splices draw from this entry's messages too
+    pool = corpus.encodings()
     t0 = time.perf_counter()
     for i in range(n):
-        base = rng.choice(seeds)
-        data = base if i < len(seeds) else mutator.mutate(base)  # the valid seeds first, once each
-        feed(name, fn, data, tally, mutator.last_ops)
+        if i < len(entry.seeds):  # the valid seeds first, once each
+            data, ops = entry.seeds[i], ["seed"]
+        elif entry.wrap is not None and rng.random() < WRAP_SHARE:
+            inner = [mutator.mutate(rng.choice(pool)) for _ in range(rng.randint(1, 3))]
+            data, ops = entry.wrap(inner), ["wrapped", *mutator.last_ops]
+        else:
+            data = mutator.mutate(rng.choice(entry.seeds))
+            ops = mutator.last_ops
+        feed(entry.name, entry.fn, data, tally, ops, named=entry.named)
         if progress and i and i % 10_000 == 0:
-            print(f"  {name}: {i} inputs, {i / (time.perf_counter() - t0):,.0f}/s", file=sys.stderr)
+            print(f"  {entry.name}: {i} inputs, {i / (time.perf_counter() - t0):,.0f}/s", file=sys.stderr)
     tally.elapsed_s = time.perf_counter() - t0
     return tally
 
@@ -95,16 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ratchet-fuzz-", dir=tmp_root) as tmp:
         oracle = open_store_oracle(Path(tmp) / "home", corpus.preload)
         entries: list[Entry] = [
-            ("chain.objects.decode", decode_entry, corpus.encodings()),
-            ("chain.objects.decode_stream", stream_entry, corpus.streams()),
-            ("Store.add_encoded", oracle, corpus.encodings()),
-            *wire_entries(corpus),
+            Entry("chain.objects.decode", decode_entry, corpus.encodings()),
+            Entry("chain.objects.decode_stream", stream_entry, corpus.streams(),
+                  wrap=lambda encs: b"".join(pack(e) for e in encs)),
+            Entry("Store.add_encoded", oracle, corpus.encodings()),
+            *wirefuzz.entries(corpus, Path(tmp)),
         ]
-        for name, fn, seeds in entries:
-            if args.entry and name not in args.entry:
+        for entry in entries:
+            if args.entry and entry.name not in args.entry:
                 continue
-            rng = random.Random(f"{seed}:{name}")
-            tallies.append(run_entry(name, fn, seeds, n, rng, corpus, args.progress))
+            rng = random.Random(f"{seed}:{entry.name}")
+            tallies.append(run_entry(entry, n, rng, corpus, args.progress))
         oracle.check_files()
         report = validate_store(oracle.store, workers=0)
         oracle.close()

@@ -174,8 +174,13 @@ class StoreOracle:
 
 
 def feed(entry: str, fn: Callable[[bytes], str], data: bytes, tally: Tally, ops: list[str],
-         hang_s: float | None = HANG_S, which: int = signal.ITIMER_REAL) -> None:
-    """Run one input through `fn`, classifying the outcome into `tally`."""
+         hang_s: float | None = HANG_S, which: int = signal.ITIMER_REAL,
+         named: tuple[type[Exception], ...] = (ChainError,)) -> None:
+    """Run one input through `fn`, classifying the outcome into `tally`.
+
+    `named` are the errors the entry point may raise for bad input (counted as
+    rejections by class); any other exception is a crash.
+    """
     t0 = time.perf_counter()
     try:
         if hang_s is None:
@@ -184,12 +189,12 @@ def feed(entry: str, fn: Callable[[bytes], str], data: bytes, tally: Tally, ops:
             with guard(hang_s, which):
                 fn(data)
         tally.accepted += 1
-    except ChainError as e:
-        tally.rejections[type(e).__name__] += 1
     except Hang:
         tally.findings.append(Finding(entry, "hang", f"over {hang_s}s", data, list(ops)))
     except OracleError as e:
         tally.findings.append(Finding(entry, "oracle", str(e), data, list(ops)))
+    except named as e:
+        tally.rejections[getattr(e, "label", None) or type(e).__name__] += 1
     except Exception as e:  # noqa: BLE001 - the fuzzer's job: record any other exception as a crash
         tally.findings.append(Finding(entry, "crash", f"{type(e).__name__}: {e}"[:300], data, list(ops)))
     dt = time.perf_counter() - t0
@@ -208,3 +213,15 @@ def describe(data: bytes, limit: int = 96) -> str:
     return text if len(text) <= 2 * limit else f"{text[: 2 * limit]}… ({len(data)} bytes)"
 
 
+
+
+@dataclass
+class Entry:
+    """One fuzzed entry point: its function, valid seed inputs, the errors it may raise, and an
+    optional `wrap` that packs a mutated chain-object encoding the way this entry carries it."""
+
+    name: str
+    fn: Callable[[bytes], str]
+    seeds: list[bytes]
+    named: tuple[type[Exception], ...] = (ChainError,)
+    wrap: Callable[[list[bytes]], bytes] | None = None
