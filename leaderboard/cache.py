@@ -12,6 +12,7 @@ store written many times a second cannot keep a core busy with rebuilds.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
@@ -72,12 +73,16 @@ class SnapshotCache:
         return self._snap
 
 
+GZIP_MIN_BYTES = 1400  # smaller bodies fit one packet anyway
+
+
 @dataclass(frozen=True)
 class Rendered:
     version: int
     body: bytes
     content_type: str
     etag: str
+    gzipped: bytes | None = None  # compressed once when cached, served to clients that accept gzip
 
 
 class ResponseCache:
@@ -100,13 +105,18 @@ class ResponseCache:
 
     def put(self, key: str, version: int, body: bytes, content_type: str) -> Rendered:
         digest = hashlib.blake2b(body, digest_size=8).hexdigest()
-        entry = Rendered(version, body, content_type, f'"{version:x}-{digest}"')
+        packed = gzip.compress(body, 6, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
+        entry = Rendered(version, body, content_type, f'"{version:x}-{digest}"', packed)
         old = self._entries.pop(key, None)
         if old is not None:
-            self.bytes -= len(old.body)
+            self.bytes -= _size(old)
         self._entries[key] = entry
-        self.bytes += len(body)
+        self.bytes += _size(entry)
         while self._entries and (len(self._entries) > self.max_entries or self.bytes > self.max_bytes):
             _, dropped = self._entries.popitem(last=False)
-            self.bytes -= len(dropped.body)
+            self.bytes -= _size(dropped)
         return entry
+
+
+def _size(r: Rendered) -> int:
+    return len(r.body) + (len(r.gzipped) if r.gzipped else 0)

@@ -100,14 +100,21 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         await resp.prepare(request)
         await resp.write(b"retry: 3000\n\n")
+        loop = asyncio.get_running_loop()
+        last_write = loop.time()
         while not lb.live.closed:
-            msg = await lb.live.next(after, lb.settings.heartbeat_s)
-            if lb.live.closed:
+            # Wake at least every second: a client that went away frees its slot promptly
+            # (aiohttp does not cancel a handler whose client disconnected).
+            msg = await lb.live.next(after, min(1.0, lb.settings.heartbeat_s))
+            if lb.live.closed or request.transport is None or request.transport.is_closing():
                 break
             if msg is None:
-                await resp.write(b": ping\n\n")
+                if loop.time() - last_write >= lb.settings.heartbeat_s:
+                    await resp.write(b": ping\n\n")
+                    last_write = loop.time()
                 continue
             after = msg["version"]
+            last_write = loop.time()
             data = json.dumps(msg, separators=(",", ":"))
             await resp.write(f"id: {after}\nevent: version\ndata: {data}\n\n".encode())
     except ConnectionResetError:

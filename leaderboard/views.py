@@ -160,10 +160,14 @@ def _known_query(request: web.Request) -> dict[str, str]:
 
 
 def _send(request: web.Request, r: Rendered) -> web.Response:
-    headers = {"ETag": r.etag, "Cache-Control": "no-cache"}
+    headers = {"ETag": r.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
     if r.etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
-    return web.Response(body=r.body, content_type=r.content_type, charset="utf-8", headers=headers)
+    body = r.body
+    if r.gzipped is not None and "gzip" in request.headers.get("Accept-Encoding", ""):
+        body = r.gzipped
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=body, content_type=r.content_type, charset="utf-8", headers=headers)
 
 
 def _html(view: View, template: str, nav: str) -> Callable[[web.Request], Awaitable[web.Response]]:

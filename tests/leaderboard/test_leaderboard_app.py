@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import html
 import json
 from pathlib import Path
 
 import aiohttp
-from lb_world import EVIL, FAST, World, run, serving
+from lb_world import EVIL, FAST, World, poll, run, serving
 
 from chain.builders import make_attestation
 from chain.store import Store
@@ -211,3 +212,45 @@ def test_empty_store_and_several_arenas(empty_home: Path, world: World) -> None:
                 assert (await r.json())["arenas"] == []
 
     run(go())
+
+
+def test_gzip_head_and_html_revalidation(world: World) -> None:
+    async def go() -> None:
+        async with serving(world.home) as base, aiohttp.ClientSession(auto_decompress=False) as s:
+            async with s.get(base + "/", headers={"Accept-Encoding": "gzip"}) as r:
+                packed = await r.read()
+                assert r.headers["Content-Encoding"] == "gzip" and r.headers["Vary"] == "Accept-Encoding"
+                etag = r.headers["ETag"]
+            assert b"val_bpb over chain height" in gzip.decompress(packed)
+            async with s.get(base + "/", headers={"Accept-Encoding": "identity"}) as r:
+                assert "Content-Encoding" not in r.headers and await r.read() == gzip.decompress(packed)
+            async with s.get(base + "/", headers={"If-None-Match": etag}) as r:
+                assert r.status == 304 and await r.read() == b""
+            async with s.head(base + "/a/tiny/verifiers") as r:
+                assert r.status == 200 and r.headers["Content-Type"].startswith("text/html")
+
+    run(go())
+
+
+def test_live_streams_are_capped_per_client(world: World) -> None:
+    async def go() -> None:
+        settings = Settings(poll_s=0.05, max_streams_per_client=2)
+        async with serving(world.home, settings) as base, aiohttp.ClientSession() as s:
+            first = await s.get(base + "/api/events")
+            second = await s.get(base + "/api/events")
+            try:
+                assert first.status == second.status == 200
+                async with s.get(base + "/api/events") as third:
+                    assert third.status == 429
+            finally:
+                first.close()
+                second.close()
+            # closed streams free their slots
+            await poll(lambda: _stream_ok(s, base))
+
+    run(go())
+
+
+async def _stream_ok(s: aiohttp.ClientSession, base: str) -> bool:
+    async with s.get(base + "/api/events") as r:
+        return r.status == 200
