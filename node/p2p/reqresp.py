@@ -137,6 +137,8 @@ class Responder:
             for i in range(0, len(ids), step):
                 await wire.write_frame(stream, wire.pack(ids[i : i + step]))
             await wire.write_frame(stream, wire.pack([]))
+        elif kind == "have":
+            await wire.write_frame(stream, wire.pack([self.store.has(oid) for oid in arg]))
         elif kind == "sum":
             count, digest = self.summaries.get(arg)
             await wire.write_frame(stream, wire.pack([count, digest]))
@@ -236,6 +238,19 @@ async def get_summary(host: IHost, peer: ID, arena_id: bytes,
             return wire.decode_summary(await wire.read_frame(stream))
         finally:
             await _close(stream)
+
+
+async def have(host: IHost, peer: ID, ids: list[bytes], timeout: float = REQUEST_TIMEOUT_S) -> list[bool]:
+    """Which of `ids` (at most wire.MAX_FETCH_IDS) `peer` holds."""
+    with trio.fail_after(timeout):
+        stream = await _request(host, peer, "have", ids[: wire.MAX_FETCH_IDS])
+        try:
+            answer = wire.unpack(await wire.read_frame(stream), wire.MAX_FETCH_IDS)
+        finally:
+            await _close(stream)
+    if len(answer) != min(len(ids), wire.MAX_FETCH_IDS) or any(type(b) is not bool for b in answer):
+        raise PeerAnswerError("a have answer must be one boolean per id")
+    return answer
 
 
 async def get_peer_addrs(host: IHost, peer: ID, timeout: float = REQUEST_TIMEOUT_S) -> list[str]:

@@ -117,12 +117,13 @@ def check_ids(value: Any, limit: int, what: str = "ids") -> list[bytes]:
 
 
 # -- request/response messages ------------------------------------------------------
-# Request: [kind, arg]. Kinds: "get" (arg: list of ids) -> one frame per id with its
-# encoding (b"" when not held); "inv" (arg: arena id) -> frames of id lists, ending with
+# Request: [kind, arg]. Kinds: "get" (arg: list of ids) -> frames of packed encodings
+# (b"" for an id not held), one entry per id; "have" (arg: list of ids) -> one frame
+# with a list of booleans; "inv" (arg: arena id) -> frames of id lists, ending with
 # an empty list; "sum" (arg: arena id) -> one frame [count, sha256 of the sorted ids];
 # "arenas" (arg: b"") -> one frame with the list of arena ids held; "peers" (arg: b"")
 # -> one frame with the multiaddrs (text) of the peers it is connected to.
-REQUEST_KINDS = ("get", "inv", "sum", "arenas", "peers")
+REQUEST_KINDS = ("get", "have", "inv", "sum", "arenas", "peers")
 MAX_PEER_ADDRS = 64
 
 
@@ -135,7 +136,7 @@ def decode_request(data: bytes) -> tuple[str, Any]:
     if len(msg) != 2 or msg[0] not in REQUEST_KINDS:
         raise BadMessageError("request must be [kind, arg] with a known kind")
     kind, arg = msg
-    if kind == "get":
+    if kind in ("get", "have"):
         return kind, check_ids(arg, MAX_FETCH_IDS)
     if kind in ("inv", "sum"):
         return kind, check_id(arg, "arena")
