@@ -83,9 +83,33 @@ def test_objects_written_by_another_process_are_gossiped(tmp_path: Path) -> None
     run_trio(main, 40)
 
 
+async def _rogue_publishes(node, arena_id: bytes, kind: str, payload: bytes) -> None:  # type: ignore[no-untyped-def]
+    """A host that speaks gossipsub without validating publishes `payload` until `node` bans it."""
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.tools.anyio_service.context import background_trio_service
+    from multiaddr import Multiaddr
+
+    from node.p2p.gossip import GossipParams, make_pubsub, topic
+
+    async with running_hosts(1) as (rogue,):
+        pubsub, router = make_pubsub(rogue, GossipParams())
+        async with background_trio_service(pubsub), background_trio_service(router):
+            await pubsub.wait_until_ready()
+            await rogue.connect(info_from_p2p_addr(Multiaddr(node.addrs[0])))
+            name = topic(arena_id, kind)
+            await pubsub.subscribe(name)
+            await wait_until(lambda: rogue.get_id() in node.connected())
+            for _ in range(25):  # until the node hears it (the mesh forms asynchronously)
+                await pubsub.publish(name, payload)
+                if node.peers.is_banned(rogue.get_id()):
+                    break
+                await trio.sleep(0.2)
+            await wait_until(lambda: node.peers.is_banned(rogue.get_id()), 10)
+            await wait_until(lambda: rogue.get_id() not in node.connected(), 10)
+
+
 def test_invalid_and_oversized_gossip_bans_and_disconnects_the_sender(tmp_path: Path) -> None:
     from node.p2p import wire
-    from node.p2p.gossip import GossipParams, make_pubsub, topic
 
     arena, blobs, _, _ = small_chain(0)
     _fill(tmp_path / "a", [arena, blobs[0]])
@@ -95,31 +119,30 @@ def test_invalid_and_oversized_gossip_bans_and_disconnects_the_sender(tmp_path: 
     cases = [wire.encode_gossip_object(bytes(forged)), b"\x92\xa6object\xc5" + b"\x00" * 70_000]
 
     async def main() -> None:
-        from libp2p.peer.peerinfo import info_from_p2p_addr
-        from libp2p.tools.anyio_service.context import background_trio_service
-        from multiaddr import Multiaddr
-
         async with running_networks([tmp_path / "a"]) as (a,):
             for payload in cases:
-                async with running_hosts(1) as (rogue,):
-                    pubsub, router = make_pubsub(rogue, GossipParams())
-                    async with background_trio_service(pubsub), background_trio_service(router):
-                        await pubsub.wait_until_ready()
-                        await rogue.connect(info_from_p2p_addr(Multiaddr(a.addrs[0])))
-                        name = topic(arena.id, "proposals")
-                        await pubsub.subscribe(name)
-                        await wait_until(lambda: rogue.get_id() in a.connected())
-                        for _ in range(20):  # until the node has heard it (mesh setup is async)
-                            await pubsub.publish(name, payload)
-                            if a.peers.is_banned(rogue.get_id()):
-                                break
-                            await trio.sleep(0.2)
-                        await wait_until(lambda: a.peers.is_banned(rogue.get_id()), 10)
-                        await wait_until(lambda: rogue.get_id() not in a.connected(), 10)
+                await _rogue_publishes(a, arena.id, "proposals", payload)
             assert a.counters.bans == 2
             assert not a.store.has(prop.id)
 
     run_trio(main, 60)
+
+
+def test_attestations_from_keys_outside_the_verifier_set_count_for_nothing(tmp_path: Path) -> None:
+    from node.p2p import wire
+
+    arena, blobs, props, _ = small_chain(1)
+    _fill(tmp_path / "a", [arena, *blobs, *props])
+    outsider = make_attestation(key(99), props[0])  # validly signed, but not by a verifier
+
+    async def main() -> None:
+        async with running_networks([tmp_path / "a"]) as (a,):
+            await _rogue_publishes(a, arena.id, "attestations", wire.encode_gossip_object(outsider.encode()))
+            assert not a.store.has(outsider.id)
+            assert "not in the verifier set" in next(iter(a.peers.summary().values()))["last_reason"]
+            assert state_for(a.store, arena.id).commits[props[0].id].votes == {}
+
+    run_trio(main, 40)
 
 
 def test_a_bad_request_bans_the_peer(tmp_path: Path) -> None:
