@@ -58,6 +58,8 @@ class Leaderboard:
     limiter: security.RateLimiter
     live: Broadcaster = field(default_factory=Broadcaster)
     diffs: dict[tuple[bytes, bytes], dict[str, Any]] = field(default_factory=dict)
+    inflight: dict[tuple[str, int], asyncio.Future[Any]] = field(default_factory=dict)  # renders under way
+    renders: int = 0
 
     async def snapshot(self) -> Snapshot:
         return await self.snapshots.get(self.probe.data_version())

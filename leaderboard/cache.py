@@ -4,7 +4,8 @@ The store only grows, so `Store.data_version()` names its whole content: a
 snapshot or a rendered page made at version v is valid until v changes. A
 rebuild runs in one worker thread; while it runs, requests wait for it at most
 `wait_s` and are otherwise answered from the previous snapshot (stale while
-revalidate), so a busy writer never stalls the pages. After a build that
+revalidate), so a busy writer never stalls the pages. When the last build took
+longer than `wait_s`, requests do not wait at all. After a build that
 took T seconds the next one starts no sooner than T * `pause` later, so a
 store written many times a second cannot keep a core busy with rebuilds.
 """
@@ -30,6 +31,7 @@ class SnapshotCache:
         self.wait_s = wait_s
         self.pause = pause
         self._not_before = 0.0  # loop time before which no new build starts
+        self.last_build_s = 0.0
         self._snap: Snapshot | None = None
         self._task: asyncio.Task[Snapshot] | None = None
         self.builds = 0
@@ -48,6 +50,8 @@ class SnapshotCache:
             if snap is None:
                 snap = await asyncio.shield(task)
             else:
+                if self.expected_s() > self.wait_s:
+                    return snap  # a large store: do not even start waiting
                 done, _ = await asyncio.wait({task}, timeout=self.wait_s)
                 if not done:
                     return snap
@@ -55,6 +59,11 @@ class SnapshotCache:
             if snap.version >= version:
                 return snap
         return snap
+
+    def expected_s(self) -> float:
+        """Roughly how long until a fresh snapshot: the pause still to run plus the last build's time."""
+        now = asyncio.get_running_loop().time()
+        return max(0.0, self._not_before - now) + self.last_build_s
 
     def _ensure_build(self) -> asyncio.Task[Snapshot]:
         if self._task is None or self._task.done():
@@ -66,7 +75,8 @@ class SnapshotCache:
         await asyncio.sleep(max(0.0, self._not_before - loop.time()))
         started = loop.time()
         snap = await loop.run_in_executor(self._executor, self._build_fn)
-        self._not_before = loop.time() + (loop.time() - started) * self.pause
+        self.last_build_s = loop.time() - started
+        self._not_before = loop.time() + self.last_build_s * self.pause
         self.builds += 1
         if self._snap is None or snap.version > self._snap.version:
             self._snap = snap

@@ -8,6 +8,7 @@ answers in the format the client asked for.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -175,15 +176,15 @@ def _html(view: View, template: str, nav: str) -> Callable[[web.Request], Awaita
         lb = request.app[LEADERBOARD]
         snap = await lb.snapshot()
         query = _known_query(request)
-        key = f"html {request.path}?{urlencode(query)}"
-        hit = lb.responses.get(key, snap.version)
-        if hit is None:
+
+        async def make() -> tuple[bytes, str]:
             data = await view(request, snap)
             page = lb.env.get_template(template).render(
                 data=data, nav=nav, version=snap.version, arenas=[present.arena_ref(a) for a in snap.arenas],
                 current=data.get("arena"), query=query)
-            hit = lb.responses.put(key, snap.version, page.encode(), "text/html")
-        return _send(request, hit)
+            return page.encode(), "text/html"
+
+        return _send(request, await _cached(lb, f"html {request.path}?{urlencode(query)}", snap.version, make))
 
     return handler
 
@@ -192,18 +193,47 @@ def _json(view: View) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         lb = request.app[LEADERBOARD]
         snap = await lb.snapshot()
-        key = f"json {request.path}?{urlencode(_known_query(request))}"
-        hit = lb.responses.get(key, snap.version)
-        if hit is None:
+
+        async def make() -> tuple[bytes, str]:
             data = await view(request, snap)
             data = {k: v for k, v in data.items() if k not in HTML_ONLY}
             if isinstance(data.get("diff"), dict):
                 data["diff"] = {k: v for k, v in data["diff"].items() if k != "lines"}
-            body = json.dumps({"version": snap.version, **data}, separators=(",", ":")).encode()
-            hit = lb.responses.put(key, snap.version, body, "application/json")
-        return _send(request, hit)
+            return json.dumps({"version": snap.version, **data}, separators=(",", ":")).encode(), "application/json"
+
+        key = f"json {request.path}?{urlencode(_known_query(request))}"
+        return _send(request, await _cached(lb, key, snap.version, make))
 
     return handler
+
+
+async def _cached(lb: Leaderboard, key: str, version: int, make: Callable[[], Awaitable[tuple[bytes, str]]]
+                  ) -> Rendered:
+    """The cached rendering, or one rendering shared by every request that misses at once."""
+    hit = lb.responses.get(key, version)
+    if hit is not None:
+        return hit
+    flight = (key, version)
+    leader = lb.inflight.get(flight)
+    if leader is not None:
+        await asyncio.wait({leader})
+        if not leader.cancelled() and leader.exception() is None:
+            return leader.result()
+        # the leader failed: render on our own, which raises the same error for this request
+    fut: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
+    lb.inflight[flight] = fut
+    try:
+        body, content_type = await make()
+        lb.renders += 1
+        hit = lb.responses.put(key, version, body, content_type)
+        fut.set_result(hit)
+        return hit
+    except BaseException:
+        fut.cancel()
+        raise
+    finally:
+        if lb.inflight.get(flight) is fut:
+            del lb.inflight[flight]
 
 
 async def root(request: web.Request) -> web.Response:
@@ -227,8 +257,9 @@ async def healthz(request: web.Request) -> web.Response:
     lb = request.app[LEADERBOARD]
     snap = lb.snapshots.current
     return web.json_response({"ok": True, "version": snap.version if snap else None,
-                              "build_ms": round(snap.build_ms, 1) if snap else None},
-                             headers={"Cache-Control": "no-store"})
+                              "build_ms": round(snap.build_ms, 1) if snap else None,
+                              "builds": lb.snapshots.builds, "renders": lb.renders,
+                              "live_streams": lb.live.streams}, headers={"Cache-Control": "no-store"})
 
 
 PAGES: list[tuple[str, str, View, str, str]] = [

@@ -254,3 +254,23 @@ def test_live_streams_are_capped_per_client(world: World) -> None:
 async def _stream_ok(s: aiohttp.ClientSession, base: str) -> bool:
     async with s.get(base + "/api/events") as r:
         return r.status == 200
+
+
+def test_concurrent_misses_share_one_rendering(world: World) -> None:
+    async def go() -> None:
+        async with serving(world.home) as base, aiohttp.ClientSession() as s:
+            async with s.get(base + "/healthz") as r:
+                before = (await r.json())["renders"]
+            url = f"{base}/a/tiny/c/{world.accepted[2].id.hex()}"  # its diff is computed in a thread
+            bodies = await asyncio.gather(*(_text(s, url) for _ in range(20)))
+            assert len(set(bodies)) == 1 and "parent/train.py" in bodies[0]
+            async with s.get(base + "/healthz") as r:
+                assert (await r.json())["renders"] == before + 1
+
+    run(go())
+
+
+async def _text(s: aiohttp.ClientSession, url: str) -> str:
+    async with s.get(url) as r:
+        assert r.status == 200
+        return await r.text()
