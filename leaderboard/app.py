@@ -104,6 +104,8 @@ def _lifecycle(home: Path, settings: Settings) -> Any:
                 limiter=security.RateLimiter(settings.rate, settings.burst),
             )
             app[LEADERBOARD] = lb
+            for name in lb.env.list_templates(extensions=["html"]):
+                lb.env.get_template(name)  # compile now, not on a first visitor's request
             await lb.snapshot()  # the first build happens before the first request
             watcher = asyncio.get_running_loop().create_task(watch(lb))
             try:

@@ -30,19 +30,19 @@ def thin(items: list[Any], limit: int) -> list[Any]:
 
 
 def series(av: ArenaView) -> list[dict[str, Any]]:
-    """Accepted commits with a metric, oldest first; mainline ones flagged."""
+    """Accepted commits with a metric, oldest first (thinned); mainline ones flagged."""
     main = set(av.mainline)
+    commits = av.state.commits
+    kept = [c for c in reversed(av.newest) if commits[c].status == ACCEPTED and commits[c].metric_ubpb is not None]
+    chosen = thin([c for c in kept if c in main], MAX_POINTS) + thin([c for c in kept if c not in main],
+                                                                     MAX_POINTS // 3)
     points = []
-    for cid in reversed(av.newest):
-        info = av.state.commits[cid]
-        if info.status != ACCEPTED or info.metric_ubpb is None:
-            continue
+    for cid in chosen:
+        info = commits[cid]
         points.append({"id": cid.hex(), "short": cid.hex()[:12], "height": info.height,
                        "timestamp": info.proposal.timestamp, "val_ubpb": info.metric_ubpb,
                        "mainline": cid in main})
-    mainline = thin([p for p in points if p["mainline"]], MAX_POINTS)
-    others = thin([p for p in points if not p["mainline"]], MAX_POINTS // 3)
-    return sorted(mainline + others, key=lambda p: (p["timestamp"], p["id"]))
+    return sorted(points, key=lambda p: (p["timestamp"], p["id"]))
 
 
 def chart_data(av: ArenaView) -> dict[str, Any]:

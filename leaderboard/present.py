@@ -260,7 +260,8 @@ def overview(av: ArenaView, chart: dict[str, Any]) -> dict[str, Any]:
                        "commit_short": short(e.commit), "title": title_of(info.proposal.message),
                        "status": info.status, "key": e.key.hex(), "key_short": short(e.key),
                        "verdict": e.verdict})
-    in_flight = [commit_row(av, c) for c in av.newest if av.state.commits[c].status == PENDING][:10]
+    pending = [c for c in av.newest if av.state.commits[c].status == PENDING][:10]
+    in_flight = [commit_row(av, c) for c in pending]
     top_c = contributors(av, "points", Paging(1, 10))["items"]
     top_v = verifiers(av, "points", Paging(1, 10))["items"]
     return {"arena": arena_summary(av), "chart": chart, "recent": recent, "in_flight": in_flight,

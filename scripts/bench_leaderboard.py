@@ -11,6 +11,9 @@ ratio column says what the leaderboard adds on top of aiohttp itself.
     python scripts/bench_leaderboard.py            # 10,000 commits, 100 clients
     python scripts/bench_leaderboard.py --quick    # 1,000 commits, fewer requests
     python scripts/bench_leaderboard.py --json
+
+The last rows repeat the overview while another process stores new objects
+(`--write-rate` per second), so each answer may need a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -81,6 +84,24 @@ def build_store(home: Path, commits: int) -> dict[str, str]:
         return {"arena": arena.hex[:12], "head": head.hex()}
 
 
+def write_forever(home: Path, rate: float, seconds: float) -> None:
+    """The writer process of the "under writes" rows: a no_gain verdict on pending proposals, `rate`/s."""
+    with Store.open(home) as s:
+        arena = s.arenas()[0]
+        pending = [p for p in s.proposals(arena.id) if len(s.attestations(arena.id, p.id)) == 1]
+        end = time.monotonic() + seconds
+        for i, p in enumerate(pending):
+            if time.monotonic() >= end:
+                break
+            s.add(make_attestation(key(3), p, "no_gain", timestamp=T0 + 10**10 + i))
+            time.sleep(1 / rate)
+
+
+def start_writer(home: Path, rate: float, seconds: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, "--writer", str(home), "--write-rate", str(rate),
+                             "--write-seconds", str(seconds)], stdout=subprocess.DEVNULL)
+
+
 def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
     argv = [sys.executable, "-c", "from node.cli import main; main()", "--home", str(home),
             "serve", "--host", "127.0.0.1", "--port", "0", "--rate", "0"]
@@ -119,7 +140,8 @@ async def load(session: aiohttp.ClientSession, url: str, total: int, clients: in
     return latencies, time.perf_counter() - started, size[0]
 
 
-async def bench(base: str, ids: dict[str, str], requests: int, clients: int) -> tuple[list[Row], dict[str, float]]:
+async def bench(base: str, ids: dict[str, str], requests: int, clients: int, home: Path, write_rate: float
+                ) -> tuple[list[Row], dict[str, float]]:
     a = ids["arena"]
     targets = [
         ("baseline: minimal handler", "/healthz"),
@@ -133,7 +155,9 @@ async def bench(base: str, ids: dict[str, str], requests: int, clients: int) -> 
     ]
     rows = []
     connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    # identity: measure the server, not this client's gunzip (gzip is served to clients that ask)
+    async with aiohttp.ClientSession(connector=connector, headers={"Accept-Encoding": "identity"}) as session:
+        await load(session, base + "/healthz", clients * 3, clients)  # open every connection first
         for _, path in targets:  # warm: the first request of a version renders, later ones are cached
             async with session.get(base + path) as r:
                 await r.read()
@@ -143,9 +167,36 @@ async def bench(base: str, ids: dict[str, str], requests: int, clients: int) -> 
             rows.append(Row(name, path, len(lat), len(lat) / wall, statistics.median(lat) * 1000,
                             lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, size))
         extra = await freshness(session, base)
+        if write_rate > 0:
+            for name, path in [("overview under writes", f"/a/{a}"), ("API overview under writes", f"/api/arenas/{a}")]:
+                async with session.get(base + "/healthz") as r:
+                    before = (await r.json())["version"]
+                writer = start_writer(home, write_rate, 600)
+                try:
+                    await _until_version_moves(session, base, before)  # the writer is under way
+                    lat, wall, size = await load(session, base + path, requests * 3, clients)
+                finally:
+                    writer.kill()
+                    writer.wait()
+                async with session.get(base + "/healthz") as r:
+                    versions = (await r.json())["version"] - before
+                lat.sort()
+                rows.append(Row(f"{name} ({versions} new objects, {write_rate:g}/s)", path, len(lat),
+                                len(lat) / wall, statistics.median(lat) * 1000,
+                                lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, size))
     for r in rows:
         r.ratio = r.median_ms / rows[0].median_ms
     return rows, extra
+
+
+async def _until_version_moves(session: aiohttp.ClientSession, base: str, before: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        async with session.get(base + "/healthz") as r:
+            if (await r.json())["version"] > before:
+                return
+        await asyncio.sleep(0.05)
+    raise SystemExit("the writer stored nothing within 60 s")
 
 
 async def freshness(session: aiohttp.ClientSession, base: str) -> dict[str, float]:
@@ -194,8 +245,15 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--requests", type=int, default=None, help="requests per row (default 3,000)")
     ap.add_argument("--quick", action="store_true", help="1,000 commits and 500 requests per row")
+    ap.add_argument("--write-rate", type=float, default=5.0,
+                    help="objects/s a separate writer process stores during the 'under writes' rows (0: skip)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--writer", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--write-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.writer is not None:
+        write_forever(args.writer, args.write_rate, args.write_seconds)
+        return 0
     commits = args.commits or (1_000 if args.quick else 10_000)
     requests = args.requests or (500 if args.quick else 3_000)
     with tempfile.TemporaryDirectory(prefix="ratchet-bench-lb-") as tmp:
@@ -207,7 +265,7 @@ def main() -> int:
         proc, base = start_server(home)
         try:
             start_s = time.perf_counter() - t
-            rows, extra = asyncio.run(bench(base, ids, requests, args.clients))
+            rows, extra = asyncio.run(bench(base, ids, requests, args.clients, home, args.write_rate))
             visible_ms = asyncio.run(visible_after_write(base, home))
         finally:
             proc.send_signal(signal.SIGTERM)
