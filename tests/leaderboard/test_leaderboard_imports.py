@@ -1,0 +1,18 @@
+"""The leaderboard depends on chain only (DESIGN.md): no torch, libp2p, trio, node, verify or model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_leaderboard_imports_only_chain_and_web_libraries() -> None:
+    code = (
+        "import sys, json; import leaderboard.app, leaderboard.views, leaderboard.server; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    top = set(json.loads(out.stdout))
+    assert {"leaderboard", "chain", "aiohttp", "jinja2"} <= top
+    assert not top & {"torch", "libp2p", "trio", "numpy", "node", "verify", "model"}
