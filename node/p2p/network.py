@@ -96,6 +96,7 @@ class Network:
         self._sync_wake = trio.Event()
         self._seen_peers: set[ID] = set()
         self._blobs_wanted: dict[bytes, tuple[ID | None, int, float]] = {}
+        self._blob_wake = trio.Event()
         self._known: dict[bytes, set[bytes]] = {}
         self._version = 0
         self._net_added = 0
@@ -199,6 +200,7 @@ class Network:
         self.counters.gossip_stored += 1
         if isinstance(obj, Proposal) and not self.store.has(obj.script):
             self._blobs_wanted.setdefault(obj.script, (peer, 0, 0.0))
+            self._blob_wake.set()
 
     def _on_missing(self, arena_id: bytes, peer: ID) -> None:
         self.request_sync(peer)
@@ -386,7 +388,9 @@ class Network:
 
     async def _blob_loop(self) -> None:
         while True:
-            await trio.sleep(self.config.watch_interval_s)
+            with trio.move_on_after(self.config.watch_interval_s):
+                await self._blob_wake.wait()
+            self._blob_wake = trio.Event()
             now = trio.current_time()
             for blob_id, (hint, tries, when) in list(self._blobs_wanted.items()):
                 if when > now:
@@ -394,15 +398,16 @@ class Network:
                 if self.store.has(blob_id) or tries >= 8:
                     del self._blobs_wanted[blob_id]
                     continue
-                candidates = self.connected()
-                if hint is not None and hint in candidates and tries == 0:
-                    candidates = [hint]
-                random.shuffle(candidates)
-                got = await self._fetch_blob(blob_id, candidates[:3])
+                # The peer that sent the proposal first (it validated it, and most likely
+                # holds the script), then a few others; retries back off.
+                others = [p for p in self.connected() if p != hint]
+                random.shuffle(others)
+                candidates = ([hint] if hint is not None and tries == 0 else []) + others[:3]
+                got = await self._fetch_blob(blob_id, candidates)
                 if got:
                     del self._blobs_wanted[blob_id]
                 else:
-                    self._blobs_wanted[blob_id] = (None, tries + 1, now + 0.5 * 2**tries)
+                    self._blobs_wanted[blob_id] = (None, tries + 1, now + 0.2 * 2**tries)
 
     async def _fetch_blob(self, blob_id: bytes, candidates: list[ID]) -> bool:
         for peer in candidates:

@@ -77,7 +77,7 @@ class VerifierStats:
 class Verifier:
     """A verifier's trio task. `verify_fn(key, store, proposal)` runs in a worker thread."""
 
-    def __init__(self, key: SigningKey, verify_fn: VerifyFn, workers: int = 1, poll_s: float = 0.5) -> None:
+    def __init__(self, key: SigningKey, verify_fn: VerifyFn, workers: int = 1, poll_s: float = 0.1) -> None:
         self.key = key
         self.verify_fn = verify_fn
         self.workers = max(1, workers)
