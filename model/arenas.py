@@ -18,6 +18,7 @@ from chain.keys import SigningKey
 from chain.objects import Arena, Blob
 from model.errors import ConfigError, UnknownPresetError
 from model.harness.config import HARNESS_VERSION, HarnessConfig
+from model.sources.text import PINNED_URL
 
 PRESETS: tuple[str, ...] = ("tiny", "text", "gpu")
 
@@ -69,13 +70,50 @@ TINY = Preset(
 )
 
 
-def preset(name: str) -> Preset:
-    from model import presets_extra
+TEXT = Preset(
+    name="text",
+    description=("A byte-level language model trained on real English text (Tiny Shakespeare, pinned "
+                 "by SHA-256, or a local file) for a fixed token budget on two CPU cores. The last "
+                 "val_bytes of the text are the validation split; there is no floor."),
+    script="tiny.py",
+    dataset_name="tinyshakespeare",
+    dataset_source=PINNED_URL,
+    budget_kind="tokens",
+    budget_value=6_000_000,
+    wall_cap_s=900,
+    hardware="cpu",
+    seeds=3,
+    margin_ubpb=3_000,
+    settings={"source": "text", "eval_seq_len": "128", "eval_batch": "32", "eval_rows": "512",
+              "tolerance": "0.0002"},
+)
 
-    table = {"tiny": TINY, **presets_extra.PRESETS}
-    if name not in table:
+GPU = Preset(
+    name="gpu",
+    description=("The 5-minute single-GPU check: a modern GPT (RMSNorm, rotary, QK-norm, Muon) trained "
+                 "for 300 seconds on one CUDA GPU on a fresh tinylang source per seed (larger "
+                 "vocabulary and text than tiny). Its timings need the named GPU class."),
+    script="gpu.py",
+    dataset_name="tinylang-1-large",
+    dataset_source="generated per check from the seed (model/sources/tinylang.py)",
+    budget_kind="seconds",
+    budget_value=300,
+    wall_cap_s=1200,
+    hardware="cuda:h100",
+    seeds=3,
+    margin_ubpb=2_000,
+    settings={"source": "tinylang", "words": "4096", "topics": "8", "train_bytes": str(32 << 20),
+              "eval_seq_len": "512", "eval_batch": "32", "eval_rows": "256", "tolerance": "0.005",
+              "max_batch_tokens": str(1 << 21)},
+)
+
+_TABLE = {"tiny": TINY, "text": TEXT, "gpu": GPU}
+
+
+def preset(name: str) -> Preset:
+    if name not in _TABLE:
         raise UnknownPresetError(name, PRESETS)
-    return table[name]
+    return _TABLE[name]
 
 
 def reference_script(preset_name: str) -> bytes:
@@ -95,11 +133,14 @@ def build_arena(preset_name: str, creator: SigningKey, verifiers: list[bytes], q
     }
     settings = dict(p.settings)
     dataset_sha = b""
+    source = p.dataset_source
     if p.name == "text":
         from model.sources.text import install_text
 
         dataset_sha, extra = install_text(text_path)
         settings.update(extra)
+        if text_path is not None:
+            source = f"local file {extra['data_file']} (SHA-256 {dataset_sha.hex()})"
     elif text_path is not None:
         raise ValueError(f"--text applies to the text arena, not {p.name!r}")
     for k, v in (overrides or {}).items():
@@ -116,7 +157,7 @@ def build_arena(preset_name: str, creator: SigningKey, verifiers: list[bytes], q
     blob = Blob(data=reference_script(p.name))
     arena = Arena.create(
         creator, name=p.name, script=blob.id, harness=HARNESS_VERSION, dataset_name=p.dataset_name,
-        dataset_sha256=dataset_sha, dataset_source=p.dataset_source, quorum=quorum,
+        dataset_sha256=dataset_sha, dataset_source=source, quorum=quorum,
         verifiers=sorted(set(verifiers)), settings=sorted(settings.items()), bootstrap=[],
         created_at=created_at_ms if created_at_ms is not None else int(time.time() * 1000),
         **fields,
