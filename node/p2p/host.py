@@ -104,6 +104,37 @@ def listen_addrs(host: str = "0.0.0.0", port: int = 0) -> list[Multiaddr]:
     return [Multiaddr(f"/{family}/{host}/tcp/{port}")]
 
 
+def local_ips() -> list[str]:
+    """This machine's IPv4 addresses, the one with the default route first, loopback last."""
+    import socket
+
+    found: dict[str, None] = {}
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # a documentation address: no packet is sent
+        found[probe.getsockname()[0]] = None
+    except OSError:
+        pass  # no route at all (an offline machine): the other sources remain
+    finally:
+        probe.close()
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            found[str(info[4][0])] = None
+    except OSError:
+        pass
+    found.pop("0.0.0.0", None)
+    ips = [ip for ip in found if not ip.startswith("127.")]
+    return [*ips, "127.0.0.1"]
+
+
+def dialable(addr: str, ips: list[str] | None = None) -> list[str]:
+    """`addr` with a wildcard IP (/ip4/0.0.0.0) replaced by each of `ips` (default: local_ips())."""
+    if not addr.startswith("/ip4/0.0.0.0/"):
+        return [addr]
+    rest = addr[len("/ip4/0.0.0.0/"):]
+    return [f"/ip4/{ip}/{rest}" for ip in (ips if ips is not None else local_ips())]
+
+
 def parse_peer_addrs(addrs: Sequence[str]) -> list[Multiaddr]:
     """Multiaddrs with a /p2p/<peer id> part (what `ratchet status` prints), or AddressError."""
     from multiaddr import Multiaddr

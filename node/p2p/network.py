@@ -33,7 +33,7 @@ from chain.errors import ChainError
 from chain.objects import Attestation, ChainObject, Proposal
 from node.p2p import reqresp
 from node.p2p.gossip import Gossip, GossipHandlers, GossipParams
-from node.p2p.host import listen_addrs, load_identity, make_host
+from node.p2p.host import dialable, listen_addrs, load_identity, make_host
 from node.p2p.peers import Limits, PeerBook
 from node.p2p.sync import SyncError, sync_with
 
@@ -102,6 +102,7 @@ class Network:
         self._net_added = 0
         self._heads: dict[bytes, tuple[int, bytes, int]] = {}  # arena -> (version, head, size)
         self._dialing: set[str] = set()
+        self._addrs: list[str] | None = None
 
     # -- public ------------------------------------------------------------------
     @property
@@ -110,8 +111,15 @@ class Network:
 
     @property
     def addrs(self) -> list[str]:
-        pid = self.peer_id
-        return [f"{a}" if "/p2p/" in str(a) else f"{a}/p2p/{pid}" for a in self._host.get_addrs()]
+        """Addresses others can dial (a wildcard listen address expands to this machine's IPs)."""
+        if self._addrs is None:
+            pid = self.peer_id
+            out: list[str] = []
+            for a in self._host.get_addrs():
+                text = str(a) if "/p2p/" in str(a) else f"{a}/p2p/{pid}"
+                out.extend(dialable(text))
+            self._addrs = out
+        return self._addrs
 
     def connected(self) -> list[ID]:
         return list(self._host.get_connected_peers())
@@ -233,14 +241,27 @@ class Network:
             log.debug("disconnecting %s: %s", peer, e)
 
     def _peer_addrs(self) -> list[str]:
+        """Where connected peers listen, as others can dial them: a peer's wildcard address
+        takes the IP its connection to us comes from; loopback ones only for loopback peers."""
         out = []
         store = self._host.get_peerstore()
+        network = self._host.get_network()
         for peer in self.connected():
-            for addr in store.addrs(peer)[:2]:
+            conns = network.get_connections(peer)
+            remote_ip = next((ip for c in conns[:1] for a in c.get_transport_addresses()
+                              if (ip := _ip4(str(a)))), None)
+            for addr in store.addrs(peer)[:4]:
                 text = str(addr)
-                if "/tcp/" in text and "/ws" not in text:
-                    out.append(text if "/p2p/" in text else f"{text}/p2p/{peer}")
-        return out
+                if "/tcp/" not in text or "/ws" in text or not text.startswith("/ip4/"):
+                    continue
+                if text.startswith("/ip4/0.0.0.0/"):
+                    if remote_ip is None:
+                        continue
+                    text = dialable(text, [remote_ip])[0]
+                if text.startswith("/ip4/127.") and not (remote_ip or "").startswith("127."):
+                    continue
+                out.append(text if "/p2p/" in text else f"{text}/p2p/{peer}")
+        return list(dict.fromkeys(out))
 
     # -- loops ---------------------------------------------------------------------
     async def _dial_loop(self) -> None:
@@ -463,3 +484,8 @@ class Network:
         tmp.write_text(json.dumps(self.snapshot(), indent=1, sort_keys=True, default=str))
         os.replace(tmp, path)
 
+
+def _ip4(addr: str) -> str | None:
+    """The IPv4 address of a multiaddr's text ("/ip4/1.2.3.4/tcp/..."), or None."""
+    parts = addr.split("/")
+    return parts[2] if len(parts) > 2 and parts[1] == "ip4" else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -61,9 +62,19 @@ class RoleContext:
 RoleTask = Callable[[RoleContext], Awaitable[None]]
 
 
+def setup_logging() -> None:
+    """Our warnings (bans, refused objects) to stderr; py-libp2p only when it is critical, since it
+    logs ordinary events (a peer hanging up mid-stream) as errors. RATCHET_LOG=info|debug for more."""
+    level = getattr(logging, os.environ.get("RATCHET_LOG", "warning").upper(), logging.WARNING)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    logging.getLogger("libp2p").setLevel(level if level <= logging.DEBUG else logging.CRITICAL)
+
+
 def run_role(home: Path, config: NetworkConfig, name: str, tasks: list[RoleTask],
              reporter: Reporter, status_extra: Callable[[], dict[str, Any]] | None = None) -> int:
     """Run the network plus `tasks` until SIGINT/SIGTERM; returns the process exit code."""
+    setup_logging()
     return asyncio.run(_main(home, config, name, tasks, reporter, status_extra))
 
 

@@ -10,7 +10,7 @@ from chain.builders import key, make_arena
 from node.p2p import wire
 from node.p2p.discovery import ConfigError, bootstrap_addrs, merge_bootstrap, read_config
 from node.p2p.gossip import parse_topic, topic
-from node.p2p.host import AddressError
+from node.p2p.host import AddressError, dialable, local_ips
 from node.p2p.peers import Limits, PeerBook
 
 PEER_A = "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWHyTnRMMUi77KabLPKsvHbKPtC4zJxVQHcNcjhni2LMoF"
@@ -102,3 +102,11 @@ def test_config_file_and_bootstrap_sources(tmp_path: Path) -> None:
     (tmp_path / "node.toml").write_text("[network]\nport = 'x'\n")
     with pytest.raises(ConfigError, match="port"):
         read_config(tmp_path)
+
+
+def test_wildcard_addresses_become_dialable_ones() -> None:
+    ips = local_ips()
+    assert ips[-1] == "127.0.0.1" and "0.0.0.0" not in ips
+    assert dialable("/ip4/0.0.0.0/tcp/4001/p2p/Qm", ["10.0.0.5", "127.0.0.1"]) == [
+        "/ip4/10.0.0.5/tcp/4001/p2p/Qm", "/ip4/127.0.0.1/tcp/4001/p2p/Qm"]
+    assert dialable(PEER_A) == [PEER_A]
