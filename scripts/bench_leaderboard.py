@@ -88,7 +88,10 @@ def write_forever(home: Path, rate: float, seconds: float) -> None:
     """The writer process of the "under writes" rows: a no_gain verdict on pending proposals, `rate`/s."""
     with Store.open(home) as s:
         arena = s.arenas()[0]
-        pending = [p for p in s.proposals(arena.id) if len(s.attestations(arena.id, p.id)) == 1]
+        votes: dict[bytes, int] = {}
+        for a in s.attestations(arena.id):
+            votes[a.proposal] = votes.get(a.proposal, 0) + 1
+        pending = [p for p in s.proposals(arena.id) if votes.get(p.id) == 1]
         end = time.monotonic() + seconds
         for i, p in enumerate(pending):
             if time.monotonic() >= end:
