@@ -149,6 +149,9 @@ def test_several_arenas_and_a_missing_script(tmp_path: Path) -> None:
             async with http.get(base + "/") as r:
                 body = await r.text()
             assert r.status == 200 and "alpha" in body and "beta" in body and 'class="switcher"' in body
+            async with http.get(f"{base}/a/alpha") as r:  # an arena with no proposal yet
+                body = await r.text()
+            assert r.status == 200 and "No accepted commit yet" in body and "No proposals yet" in body
             async with http.get(f"{base}/a/beta/c/{p.id.hex()}") as r:
                 body = await r.text()
             assert r.status == 200 and "script not held by this node" in body
