@@ -27,7 +27,7 @@ from model.harness import wire
 from model.harness.config import HarnessConfig
 from model.harness.evaluate import VOCAB, EvalFailure, Scorer, inputs, schedule
 from model.harness.launch import DirectLauncher, Launcher
-from model.sources import Data, draw, rng
+from model.sources import Data, draw, rng, source_key
 
 MODEL_DIR = Path(__file__).resolve().parent.parent
 PROJECT_ROOT = MODEL_DIR.parent
@@ -92,26 +92,35 @@ def run_script(script: bytes, config: HarnessConfig, seed: int, *, launcher: Lau
                threads: int = 2, progress: Callable[[int, int], None] | None = None) -> RunResult:
     """Train `script` on the data of `seed` under `config`; never raises for the script's faults."""
     start = time.monotonic()
-    data = draw(config, seed)
+    key = source_key(config, seed)
+    ready: Data | None = None
+    if config.source == "text":
+        ready = draw(config, seed, key)  # a missing or corrupt file surfaces before any process starts
+
+    def data() -> Data:
+        # Generated while the worker imports torch: the two overlap on separate cores.
+        return ready if ready is not None else draw(config, seed, key)
+
     with tempfile.TemporaryDirectory(prefix="ratchet-run-") as tmp:
         workdir = Path(tmp) / "work"
         workdir.mkdir()
         (workdir / "train.py").write_bytes(script)
         log_path = Path(tmp) / "worker.log"
-        run = _Run(config, data, launcher or DirectLauncher(), threads, progress, start)
+        run = _Run(config, key, data, launcher or DirectLauncher(), threads, progress, start)
         return run.execute(workdir, log_path)
 
 
 class _Run:
-    def __init__(self, config: HarnessConfig, data: Data, launcher: Launcher, threads: int,
-                 progress: Callable[[int, int], None] | None, start: float) -> None:
-        self.c, self.data, self.launcher = config, data, launcher
+    def __init__(self, config: HarnessConfig, key: bytes, data: Callable[[], Data], launcher: Launcher,
+                 threads: int, progress: Callable[[int, int], None] | None, start: float) -> None:
+        self.c, self.key, self._draw, self.launcher = config, key, data, launcher
+        self._data: Data | None = None
         self.threads, self.progress, self.start = threads, progress, start
         self.deadline = start + config.wall_cap_s
         self.tokens, self.params = 0, 0
         self.train_start: float | None = None
         self.train_end: float | None = None
-        seed = int.from_bytes(rng.subkey(data.key, "batches"), "little")
+        seed = int.from_bytes(rng.subkey(key, "batches"), "little")
         self.batches = np.random.Generator(np.random.PCG64(seed))
 
     def execute(self, workdir: Path, log_path: Path) -> RunResult:
@@ -155,12 +164,19 @@ class _Run:
             if proc is not None:
                 _kill(proc)
 
+    @property
+    def data(self) -> Data:
+        if self._data is None:
+            raise RuntimeError("data used before it was drawn")
+        return self._data
+
     # -- the conversation ----------------------------------------------------
     def _protocol(self, cmd: int, resp: int) -> float:
         conf = {"threads": self.threads, "device": self.c.device, "eval_seq_len": self.c.eval_seq_len,
                 "budget_kind": self.c.budget_kind, "budget_value": self.c.budget_value,
-                "init_seed": int.from_bytes(rng.subkey(self.data.key, "init")[:4], "little")}
+                "init_seed": int.from_bytes(rng.subkey(self.key, "init")[:4], "little")}
         wire.send_by(cmd, wire.CONF, json.dumps(conf).encode(), self.deadline)
+        self._data = self._draw()
         self._expect_ready(resp)
         self._train(cmd, resp)
         return self._evaluate(cmd, resp)
@@ -253,7 +269,8 @@ class _Run:
         text = "\n".join(x for x in (detail.strip(), tail) if x)
         end = self.train_end or time.monotonic()
         train_s = end - self.train_start if self.train_start is not None else 0.0
-        return RunResult(status, reason, text[-DETAIL_CHARS:], val_bpb, self.data.floor_bpb,
+        floor = self._data.floor_bpb if self._data is not None else None
+        return RunResult(status, reason, text[-DETAIL_CHARS:], val_bpb, floor,
                          self.tokens, train_s, time.monotonic() - self.start, int(self.params))
 
 

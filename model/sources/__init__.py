@@ -29,35 +29,43 @@ class Data:
     key: bytes
 
 
-def draw(config: HarnessConfig, seed: int) -> Data:
+def source_key(config: HarnessConfig, seed: int) -> bytes:
+    """The run's secret key (stretched from the seed; see rng.derive_key)."""
     if config.source == "tinylang":
-        return _tinylang(config, seed)
+        return rng.derive_key(seed, TINYLANG_DOMAIN)
     if config.source == "text":
-        from model.sources.text import load_split
-
-        train, val = load_split(config)
-        return Data(train, val, None, rng.derive_key(seed, TEXT_DOMAIN))
+        return rng.derive_key(seed, TEXT_DOMAIN)
     raise ConfigError("source", config.source, "unknown data source")
 
 
+def draw(config: HarnessConfig, seed: int, key: bytes | None = None) -> Data:
+    """The data of one run; `key` (from source_key) saves deriving it twice."""
+    key = key if key is not None else source_key(config, seed)
+    if config.source == "tinylang":
+        return _tinylang(config, key)
+    from model.sources.text import load_split
+
+    train, val = load_split(config)
+    return Data(train, val, None, key)
+
+
 def tinylang_params(config: HarnessConfig) -> tuple[Params, int]:
-    def num(name: str, default: int) -> int:
+    def num(name: str, default: int, lo: int, hi: int) -> int:
         value = config.setting(name, str(default))
         try:
             out = int(value)
         except ValueError as e:
             raise ConfigError(name, value, "not an integer") from e
-        if out < 1:
-            raise ConfigError(name, value, "must be positive")
+        if not lo <= out <= hi:
+            raise ConfigError(name, value, f"must be in [{lo}, {hi}]")
         return out
 
-    p = Params(words=num("words", Params.words), topics=num("topics", Params.topics))
-    return p, num("train_bytes", 1 << 20)
+    p = Params(words=num("words", Params.words, 8, 1 << 16), topics=num("topics", Params.topics, 1, 64))
+    return p, num("train_bytes", 1 << 20, 4096, 1 << 30)
 
 
-def _tinylang(config: HarnessConfig, seed: int) -> Data:
+def _tinylang(config: HarnessConfig, key: bytes) -> Data:
     params, train_bytes = tinylang_params(config)
-    key = rng.derive_key(seed, TINYLANG_DOMAIN)
     lang = Language(key, params)
     train = _words_until(lang, "train", train_bytes)
     val = _words_until(lang, "val", config.val_bytes)
