@@ -344,3 +344,33 @@ def test_equivocation_counts_for_nothing_and_is_marked(world) -> None:
     assert (credit[v1.public].agreed, credit[v1.public].disagreed) == (0, 1)
     assert (credit[v2.public].agreed, credit[v2.public].disagreed) == (1, 0)
     assert credit[v2.public].checks == 1
+
+
+def test_clock_skew_between_signers_changes_no_outcome(tmp_path: Path) -> None:
+    """Authors and verifiers whose clocks are years apart (or at 0): timestamps order display only."""
+    verifiers = [key(1), key(2), key(3)]
+    arena, blob = make_arena(key(0), [v.public for v in verifiers], quorum=2)
+
+    def chain_with(skews: list[int]) -> ChainState:
+        p1, _ = make_proposal(AUTHOR, arena, arena.id, message="one", timestamp=max(0, 1_700_000_001_000 + skews[0]))
+        p2, _ = make_proposal(key(11), arena, p1.id, message="two", timestamp=max(0, 1_700_000_002_000 + skews[1]))
+        p3, _ = make_proposal(AUTHOR, arena, arena.id, message="rival", timestamp=max(0, 1_700_000_003_000 + skews[2]))
+        atts = []
+        for i, (p, gain) in enumerate(((p1, 500), (p2, 400), (p3, 800))):
+            for j, v in enumerate(verifiers[:2]):
+                atts.append(make_attestation(v, p, gain_ubpb=gain,
+                                             timestamp=max(0, 1_700_000_009_000 + skews[(i + j) % 3])))
+        with Store.open(tmp_path / f"skew{abs(hash(tuple(skews)))}") as s:
+            for o in (blob, arena, p1, p2, p3, *atts):
+                s.add(o)
+            return state_for(s, arena.id)
+
+    year = 365 * 86_400_000
+    base = chain_with([0, 0, 0])
+    for skews in ([year, -year, 0], [-1_700_000_001_000, 50 * year, -3 * year], [7, -7, 2**40]):
+        s = chain_with(skews)
+        # Same outcome per message (ids differ because the timestamps are signed).
+        by_msg = {c.proposal.message: (c.status, c.height, c.cumulative_ubpb) for c in s.commits.values()}
+        want = {c.proposal.message: (c.status, c.height, c.cumulative_ubpb) for c in base.commits.values()}
+        assert by_msg == want, skews
+        assert s.commits[s.head].proposal.message == base.commits[base.head].proposal.message == "two"
