@@ -15,7 +15,9 @@ median training tokens/s of each and their ratio, the harness's fixed cost
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import statistics
 import sys
 import tempfile
@@ -68,9 +70,11 @@ def bare_run(source: bytes, config: HarnessConfig, seed: int, threads: int) -> f
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     feed = BareFeed(config, seed)
-    t = time.perf_counter()
-    module.train(feed)
-    return feed.tokens_seen / (time.perf_counter() - t)
+    with contextlib.redirect_stdout(io.StringIO()):  # the script's summary lines
+        t = time.perf_counter()
+        module.train(feed)
+        elapsed = time.perf_counter() - t
+    return feed.tokens_seen / elapsed
 
 
 def main() -> int:
@@ -89,9 +93,12 @@ def main() -> int:
     full = harness_config(arena)
     config = replace(full, budget_value=budget)
     source = reference_script("tiny")
+    bare_run(source, replace(config, budget_value=8 * 2048), args.seed, args.threads)  # one-time torch warm-up
     harness_tps: list[float] = []
     bare_tps: list[float] = []
     fixed: list[float] = []
+    startup: list[float] = []
+    evals: list[float] = []
     for i in range(repeats):
         r = run_script(source, config, args.seed, launcher=DirectLauncher(), threads=args.threads)
         if not r.ok:
@@ -99,6 +106,8 @@ def main() -> int:
             return 1
         harness_tps.append(r.tokens_per_s)
         fixed.append(r.wall_s - r.train_s)
+        startup.append(r.startup_s)
+        evals.append(r.eval_s)
         bare_tps.append(bare_run(source, config, args.seed, args.threads))
         print(f"repeat {i + 1}/{repeats}: harness {harness_tps[-1]:,.0f} tok/s, bare {bare_tps[-1]:,.0f} tok/s, "
               f"fixed cost {fixed[-1]:.2f} s", file=sys.stderr, flush=True)
@@ -111,6 +120,8 @@ def main() -> int:
         ("bare loop tokens/s (median)", f"{b:,.0f}"),
         ("harness / bare", f"{h / b:.3f}"),
         ("fixed cost per run, s (median)", f"{statistics.median(fixed):.2f}"),
+        ("  of which startup, s (median)", f"{statistics.median(startup):.2f}"),
+        ("  of which evaluation, s (median)", f"{statistics.median(evals):.2f}"),
     ]
     if not args.quick:
         r = run_script(source, full, args.seed, launcher=DirectLauncher(), threads=args.threads)
@@ -124,6 +135,7 @@ def main() -> int:
             ("full: floor_bpb", f"{r.floor_bpb:.4f}"),
             ("full: excess", f"{r.val_bpb - r.floor_bpb:.4f}"),
             ("full: train s / wall s", f"{r.train_s:.1f} / {r.wall_s:.1f}"),
+            ("full: startup s / eval s", f"{r.startup_s:.1f} / {r.eval_s:.1f}"),
             ("full: tokens/s", f"{r.tokens_per_s:,.0f}"),
         ]
     width = max(len(k) for k, _ in rows)

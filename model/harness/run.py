@@ -49,6 +49,8 @@ class RunResult:
     train_s: float
     wall_s: float
     params: int
+    startup_s: float = 0.0  # start until the script was imported (worker start, torch import, data draw)
+    eval_s: float = 0.0  # the evaluation calls and scoring
 
     @property
     def ok(self) -> bool:
@@ -120,6 +122,8 @@ class _Run:
         self.tokens, self.params = 0, 0
         self.train_start: float | None = None
         self.train_end: float | None = None
+        self.ready_at: float | None = None
+        self.eval_end: float | None = None
         seed = int.from_bytes(rng.subkey(key, "batches"), "little")
         self.batches = np.random.Generator(np.random.PCG64(seed))
 
@@ -193,6 +197,7 @@ class _Run:
 
     def _expect_ready(self, resp: int) -> None:
         self._recv(resp, {wire.REDY: 0})
+        self.ready_at = time.monotonic()
 
     def _train(self, cmd: int, resp: int) -> None:
         c = self.c
@@ -249,6 +254,7 @@ class _Run:
             scorer.add(call, logits.reshape(c.eval_batch, c.eval_seq_len, VOCAB))
         wire.send_by(cmd, wire.DONE, b"", self.deadline)
         scorer.check()
+        self.eval_end = time.monotonic()
         return scorer.bpb()
 
     # -- endings -------------------------------------------------------------
@@ -270,8 +276,10 @@ class _Run:
         end = self.train_end or time.monotonic()
         train_s = end - self.train_start if self.train_start is not None else 0.0
         floor = self._data.floor_bpb if self._data is not None else None
-        return RunResult(status, reason, text[-DETAIL_CHARS:], val_bpb, floor,
-                         self.tokens, train_s, time.monotonic() - self.start, int(self.params))
+        startup = (self.ready_at or self.start) - self.start
+        evals = self.eval_end - self.train_end if self.eval_end and self.train_end else 0.0
+        return RunResult(status, reason, text[-DETAIL_CHARS:], val_bpb, floor, self.tokens, train_s,
+                         time.monotonic() - self.start, int(self.params), startup, evals)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
