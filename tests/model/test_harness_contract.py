@@ -39,3 +39,22 @@ def test_seconds_budget_closes_the_feed_at_the_deadline() -> None:
     r = run(BIGRAM, budget_kind="seconds", budget_value=1)
     assert r.ok, r.detail
     assert 0.9 <= r.train_s < 10 and r.tokens > 0
+
+
+def test_worker_imports_nothing_of_the_project_beyond_model() -> None:
+    """The sandbox exposes model/ and the interpreter only: the worker must not need chain/ or node/."""
+    import json
+    import subprocess
+    import sys
+
+    from model.harness.run import MODEL_DIR, PROJECT_ROOT, readable_paths
+
+    code = ("import json, sys, model.harness.worker\n"
+            "print(json.dumps(sorted(m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None))))")
+    out = subprocess.run([sys.executable, "-B", "-s", "-c", code], capture_output=True, check=True, text=True,
+                         env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"}, timeout=60)
+    files = json.loads(out.stdout)
+    project = [f for f in files if f.startswith(str(PROJECT_ROOT) + "/") and "/.venv/" not in f]
+    assert project and all(f.startswith(str(MODEL_DIR) + "/") for f in project), project
+    assert MODEL_DIR in readable_paths()
+    assert "torch" not in " ".join(files)  # torch loads after the config arrives, inside main()
