@@ -1,0 +1,56 @@
+"""`ratchet check` through click's CliRunner: the table, the verdict, --json, the exit status."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from conftest import hostile
+
+from node.cli import main
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_check_prints_verdict_and_seed_table(tmp_path):
+    """A textual no-op on the built-in tiny preset at a tiny budget: no_gain, exit status 1."""
+    from model.arenas import reference_script
+
+    script = tmp_path / "train.py"
+    script.write_bytes(reference_script("tiny") + b"\n# no-op\n")
+    r = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "check", str(script),
+                                  "--seeds", "5", "--budget", "20000", "--threads", "1"])
+    assert r.exit_code == 1, r.output
+    assert "verdict: no_gain" in r.output
+    assert "tiny reference" in r.output
+    row = next(line for line in r.output.splitlines() if line.strip().startswith("5 "))
+    seed, parent, candidate, gain, floor = row.split()
+    assert parent == candidate and gain == "0.000000"  # identical training: zero gain
+    assert float(floor) < float(candidate)
+
+
+def test_check_json_for_an_invalid_script(tmp_path):
+    script = tmp_path / "bad.py"
+    script.write_bytes(hostile("syntax_error.txt"))
+    r = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "check", str(script), "--json",
+                                  "--seeds", "1,2", "--budget", "1000", "--threads", "1"])
+    assert r.exit_code == 1, r.output
+    data = json.loads(r.output)
+    assert data["verdict"] == "invalid:syntax_error" and data["seeds"] == [1, 2]
+    assert data["candidate_ubpb"] == [] and "SyntaxError" in data["detail"]
+
+
+def test_check_refuses_without_sandbox(tmp_path, monkeypatch):
+    script = tmp_path / "train.py"
+    script.write_text("def train(feed):\n    return None\n")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    r = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "check", str(script), "--seeds", "1"])
+    assert r.exit_code == 1 and "bubblewrap" in r.output and "--unsafe-no-sandbox" in r.output
+
+
+def test_bad_seeds_are_refused(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text("")
+    r = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "check", str(script), "--seeds", "a,b"])
+    assert r.exit_code == 2 and "seeds" in r.output
