@@ -43,3 +43,11 @@ class DataCorruptError(DataError):
             "delete it and obtain it again"
         )
         self.name, self.path, self.expected, self.found = name, path, expected, found
+
+
+class WorkerStartError(ModelError):
+    """The worker died or hung before it touched the script: this machine's fault, not the script's."""
+
+    def __init__(self, what: str, log_tail: str) -> None:
+        super().__init__(f"the harness worker did not start ({what}): {log_tail[-1500:]}")
+        self.what, self.log_tail = what, log_tail

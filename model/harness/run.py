@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.errors import WorkerStartError
 from model.harness import wire
 from model.harness.config import HarnessConfig
 from model.harness.evaluate import VOCAB, EvalFailure, Scorer, inputs, schedule
@@ -36,6 +37,7 @@ WORKER_FAILS = {"syntax_error", "import_error", "missing_train", "script_error",
 CHEATS = {"peeks_future", "batch_mixing", "stateful_eval"}
 DIVERGED_BPB = 8.0  # worse than guessing uniformly among 256 bytes
 DETAIL_CHARS = 3000
+STARTUP_TIMEOUT_S = 120.0  # interpreter and torch import, before the script is touched
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class _Run:
         self.batches = np.random.Generator(np.random.PCG64(seed))
 
     def execute(self, workdir: Path, log_path: Path) -> RunResult:
+        self.log_path = log_path
         cmd_r, cmd_w = os.pipe()
         resp_r, resp_w = os.pipe()
         proc = None
@@ -179,8 +182,7 @@ class _Run:
         conf = {"threads": self.threads, "device": self.c.device, "eval_seq_len": self.c.eval_seq_len,
                 "budget_kind": self.c.budget_kind, "budget_value": self.c.budget_value,
                 "init_seed": int.from_bytes(rng.subkey(self.key, "init")[:4], "little")}
-        wire.send_by(cmd, wire.CONF, json.dumps(conf).encode(), self.deadline)
-        self._data = self._draw()
+        self._start_worker(cmd, resp, json.dumps(conf).encode())
         self._expect_ready(resp)
         self._train(cmd, resp)
         return self._evaluate(cmd, resp)
@@ -194,6 +196,20 @@ class _Run:
                 reason = "script_error"
             raise _Fail("invalid", reason, text.decode("utf-8", "replace"))
         return tag, payload
+
+    def _start_worker(self, cmd: int, resp: int, conf: bytes) -> None:
+        """Configure the worker and draw the data while it imports torch.
+
+        Nothing of the script has run before HELO: a death or hang until then
+        is the environment's fault, raised as WorkerStartError, not a verdict.
+        """
+        deadline = min(self.deadline, time.monotonic() + STARTUP_TIMEOUT_S)
+        try:
+            wire.send_by(cmd, wire.CONF, conf, deadline)
+            self._data = self._draw()
+            wire.recv_by(resp, deadline, {wire.HELO: 0})
+        except (wire.PeerClosed, wire.Deadline) as e:
+            raise WorkerStartError(e.what, _tail(self.log_path)) from e
 
     def _expect_ready(self, resp: int) -> None:
         self._recv(resp, {wire.REDY: 0})

@@ -7,7 +7,8 @@ and checked lengths, so a hostile script can at worst make its own run fail.
 
 Parent -> worker: CONF (JSON settings), BTCH (uint8 tokens, B x (T+1)),
 STOP (the feed is closed), EVAL (<II B, L> + uint8 tokens B x L), DONE.
-Worker -> parent: REDY (script imported), NEXT (<II B, T>: a training batch
+Worker -> parent: HELO (torch imported, before the script is
+touched: a failure before it is the environment's, not the script's), REDY (script imported), NEXT (<II B, T>: a training batch
 please), MODL (<Q parameter count>: training returned a model), LOGT
 (<III B, L, V> + float32 logits), FAIL (slug, newline, UTF-8 text).
 
@@ -27,7 +28,7 @@ SHAPE3 = struct.Struct("<III")
 COUNT = struct.Struct("<Q")
 
 CONF, BTCH, STOP, EVAL, DONE = b"CONF", b"BTCH", b"STOP", b"EVAL", b"DONE"
-REDY, NEXT, MODL, LOGT, FAIL = b"REDY", b"NEXT", b"MODL", b"LOGT", b"FAIL"
+HELO, REDY, NEXT, MODL, LOGT, FAIL = b"HELO", b"REDY", b"NEXT", b"MODL", b"LOGT", b"FAIL"
 
 MAX_FAIL_BYTES = 16 * 1024
 

@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = int(conf["threads"])
     torch.set_num_threads(threads)
     torch.manual_seed(int(conf["init_seed"]))
+    wire.send(resp, wire.HELO)
     try:
         source = open(args.script, "rb").read()
         code = compile(source, "train.py", "exec")

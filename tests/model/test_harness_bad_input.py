@@ -70,9 +70,9 @@ def test_diverged_model_is_invalid() -> None:
 
 
 def test_overrunning_the_cap_is_killed() -> None:
-    r = run("import time\ndef train(feed):\n    feed.batch(1, 8)\n    time.sleep(600)\n", wall_cap_s=6.0)
+    r = run("import time\ndef train(feed):\n    feed.batch(1, 8)\n    time.sleep(600)\n", wall_cap_s=10.0)
     assert (r.status, r.reason) == ("invalid", "timeout"), r.detail
-    assert r.wall_s < 20
+    assert r.wall_s < 25
 
 
 @pytest.mark.parametrize("extra, reason", [

@@ -58,3 +58,33 @@ def test_worker_imports_nothing_of_the_project_beyond_model() -> None:
     assert project and all(f.startswith(str(MODEL_DIR) + "/") for f in project), project
     assert MODEL_DIR in readable_paths()
     assert "torch" not in " ".join(files)  # torch loads after the config arrives, inside main()
+
+
+class ScriptedLauncher:
+    """A launcher that runs some other command instead of the worker (a broken environment)."""
+
+    name = "scripted"
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+
+    def wrap(self, argv: list[str], *, workdir: object, readable: object) -> list[str]:
+        return list(self.argv)
+
+    def preexec(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("argv, cap", [
+    (["/bin/sh", "-c", "echo no python here >&2; exit 3"], 60.0),
+    (["/bin/sleep", "600"], 2.0),
+])
+def test_a_worker_that_never_starts_is_the_environments_fault(argv: list[str], cap: float) -> None:
+    from dataclasses import replace
+
+    from model.errors import WorkerStartError
+
+    with pytest.raises(WorkerStartError) as e:
+        run_script(script(BIGRAM), replace(SMALL, wall_cap_s=cap), 1, launcher=ScriptedLauncher(argv), threads=1)
+    if "sh" in argv[0]:
+        assert "no python here" in str(e.value)
