@@ -13,7 +13,8 @@ re-validated in full (chain.audit) and compared: same inventory, same head,
 nothing lost (the union of all stores equals each store).
 
 Checks: `--checks real` runs the real sandboxed check on a reduced `tiny`
-budget and a real contributor (`ratchet contribute`, built-in search);
+budget and a real contributor (`ratchet contribute --offline`, built-in search,
+beside a `ratchet node` on the same data directory that gossips what it writes);
 `--checks scripted` uses `node.roles.fakecheck:scripted` (no training: the
 verdict is written in the script) and proposals made by this script with
 `ratchet propose`, for a soak of the network alone on a busy machine.
@@ -147,7 +148,8 @@ def wait_for_status(p: Proc, timeout: float = 60) -> dict[str, Any]:
     raise RuntimeError(f"{p.name} did not start within {timeout}s: see {p.home / 'soak.log'}")
 
 
-def setup(root: Path, args: argparse.Namespace, rng: random.Random) -> tuple[list[Proc], Proc, list[Proc], bytes]:
+def setup(root: Path, args: argparse.Namespace,
+          rng: random.Random) -> tuple[list[Proc], Proc, list[Proc], Proc | None, bytes]:
     """Homes, keys, the arena (in the contributor's home) and the process list."""
     sync = ["--sync-interval", str(args.sync_interval)]
     check = ["--check-with", "node.roles.fakecheck:scripted"] if args.checks == "scripted" else ["--threads", "1"]
@@ -155,12 +157,12 @@ def setup(root: Path, args: argparse.Namespace, rng: random.Random) -> tuple[lis
              for i in range(args.nodes)]
     verifiers = [Proc(f"verifier{i}", "verify", root / f"verifier{i}", free_port(), ["verify", *sync, *check])
                  for i in range(args.verifiers)]
-    if args.checks == "scripted":
-        contributor = Proc("contributor", "node", root / "contributor", free_port(), ["node", *sync])
-    else:
-        contributor = Proc("contributor", "contribute", root / "contributor", free_port(),
-                           ["contribute", "--threads", "1", "--max-pending", "2", "--no-claims",
-                            "--search-seed", str(rng.randrange(2**31))])
+    contributor = Proc("contributor", "node", root / "contributor", free_port(), ["node", *sync])
+    searcher = None
+    if args.checks == "real":  # the search loop, writing into the contributor node's store
+        searcher = Proc("search", "contribute", contributor.home, 0,
+                        ["contribute", "--offline", "--threads", "1", "--max-pending", "2", "--no-claims",
+                         "--search-seed", str(rng.randrange(2**31))])
     pubs = []
     for p in [*verifiers, contributor]:
         p.home.mkdir(parents=True)
@@ -173,7 +175,7 @@ def setup(root: Path, args: argparse.Namespace, rng: random.Random) -> tuple[lis
                          "--set", f"budget_value={args.budget}", "--set", f"seeds={args.seeds}",
                          "--set", "wall_cap_s=120"))
     arena_id = bytes.fromhex(out.get("id") or out["arena"]["id"])
-    return nodes, contributor, verifiers, arena_id
+    return nodes, contributor, verifiers, searcher, arena_id
 
 
 def start_all(nodes: list[Proc], others: list[Proc], rng: random.Random) -> None:
@@ -190,14 +192,26 @@ def start_all(nodes: list[Proc], others: list[Proc], rng: random.Random) -> None
         wait_for_status(p)
 
 
-def start_propose(contributor: Proc, rng: random.Random, n: int) -> subprocess.Popen[bytes]:
-    """One hand-made proposal through the contributor's running node (verdict written in the script)."""
-    verdict = "improves" if rng.random() < 0.7 else rng.choice(["no_gain", "invalid:syntax_error"])
+def start_propose(contributor: Proc, rng: random.Random, n: int, real: bool) -> subprocess.Popen[bytes]:
+    """One hand-made proposal through the contributor's running node.
+
+    Scripted checks: the verdict is written in the script. Real checks: the tiny
+    reference script with another learning rate (some help, most do not).
+    """
     script = contributor.home / f"candidate{n}.py"
-    script.write_text(f"# soak candidate {n}\n# verdict: {verdict}\nLR = {rng.random():.6f}\n")
+    if real:
+        from model.arenas import reference_script
+
+        lr = rng.choice(["2e-3", "4e-3", "5e-3", "6e-3", "8e-3", "1.2e-2"])
+        text = reference_script("tiny").decode().replace("LR = 3e-3", f"LR = {lr}", 1)
+        message = f"soak {n}: LR {lr}"
+        script.write_text(f"# soak candidate {n}\n{text}")
+    else:
+        verdict = "improves" if rng.random() < 0.7 else rng.choice(["no_gain", "invalid:syntax_error"])
+        message = f"soak {n}: {verdict}"
+        script.write_text(f"# soak candidate {n}\n# verdict: {verdict}\nLR = {rng.random():.6f}\n")
     return subprocess.Popen([*RATCHET, "--home", str(contributor.home), "propose", str(script), "-m",
-                             f"soak {n}: {verdict}", "--wait", "10"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             message, "--wait", "10"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def store_view(home: Path, arena_id: bytes) -> tuple[frozenset[bytes], bytes] | None:
@@ -235,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=30_000, help="training tokens per run (real checks)")
     ap.add_argument("--seeds", type=int, default=2, help="seeds per check")
     ap.add_argument("--kill-every", type=float, default=10.0, help="mean seconds between kills")
-    ap.add_argument("--propose-every", type=float, default=8.0, help="scripted mode: seconds between proposals")
+    ap.add_argument("--propose-every", type=float, default=None,
+                    help="mean seconds between hand-made proposals (default: 8 scripted, 60 real)")
     ap.add_argument("--sync-interval", type=float, default=3.0)
     ap.add_argument("--drain", type=float, default=240.0, help="max seconds for verifiers to finish after the chaos")
     ap.add_argument("--converge-timeout", type=float, default=300.0)
@@ -243,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args(argv)
+    if args.propose_every is None:
+        args.propose_every = 8.0 if args.checks == "scripted" else 60.0
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     rng = random.Random(seed)
     root = args.dir or Path(tempfile.mkdtemp(prefix="ratchet-soak-"))
@@ -250,29 +267,32 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak: seed {seed}, {args.nodes} nodes, {args.verifiers} verifiers (quorum {args.quorum}), "
           f"{args.checks} checks, {args.duration:.0f}s of kills, in {root}", flush=True)
     t_start = time.monotonic()
-    nodes, contributor, verifiers, arena_id = setup(root, args, rng)
-    everyone = [*nodes, *verifiers, contributor]
+    nodes, contributor, verifiers, searcher, arena_id = setup(root, args, rng)
+    everyone = [*nodes, *verifiers, contributor, *([searcher] if searcher else [])]
     result: dict[str, Any] = {"seed": seed, "nodes": args.nodes, "verifiers": args.verifiers,
                               "checks": args.checks, "duration_s": args.duration}
     try:
         start_all(nodes, [*verifiers, contributor], rng)
+        if searcher is not None:
+            searcher.start()
         print(f"  started {len(everyone)} processes in {time.monotonic() - t_start:.0f}s", flush=True)
         chaos(everyone, contributor, args, rng)
         for p in everyone:  # bring back whatever is down
             if not p.alive:
                 p.start()
                 p.restarts += 1
-        contributor.stop()
+        if searcher is not None:
+            searcher.stop(timeout=5)
         t_drain = time.monotonic()
         drain(verifiers, args.drain)
         result["drain_s"] = time.monotonic() - t_drain
-        running = [p for p in everyone if p is not contributor]
+        running = [p for p in everyone if p.role != "contribute"]
         t_conv = time.monotonic()
         ok, n_objects, polls = False, 0, 0
         while time.monotonic() - t_conv < args.converge_timeout:
             for p in running:
                 p.sample()
-            ok, n_objects = converged([*running, contributor], arena_id, verbose=polls % 5 == 0)
+            ok, n_objects = converged(running, arena_id, verbose=polls % 5 == 0)
             polls += 1
             if ok:
                 break
@@ -327,15 +347,15 @@ def chaos(everyone: list[Proc], contributor: Proc, args: argparse.Namespace, rng
         if proposer is not None and proposer.poll() is not None:
             failed += proposer.returncode != 0
             proposer = None
-        if args.checks == "scripted" and proposer is None and now >= next_propose and contributor.alive:
-            proposer = start_propose(contributor, rng, proposals)
+        if proposer is None and now >= next_propose and contributor.alive:
+            proposer = start_propose(contributor, rng, proposals, args.checks == "real")
             proposals += 1
             next_propose = now + rng.expovariate(1 / args.propose_every)
         time.sleep(0.5)
     if proposer is not None:
         proposer.wait(timeout=60)
-    if args.checks == "scripted":
-        print(f"  {proposals} proposals sent ({failed} propose commands failed)", flush=True)
+    if proposals:
+        print(f"  {proposals} hand-made proposals sent ({failed} propose commands failed)", flush=True)
 
 
 def drain(verifiers: list[Proc], limit: float) -> None:
@@ -361,6 +381,8 @@ def final_check(everyone: list[Proc], arena_id: bytes) -> dict[str, Any]:
     inventories, heads, problems = {}, {}, []
     statuses = {}
     for p in everyone:
+        if p.role == "contribute":  # shares the contributor node's data directory
+            continue
         try:
             statuses[p.name] = json.loads(cli(p.home, "--json", "status"))
         except (RuntimeError, ValueError) as e:
