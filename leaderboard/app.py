@@ -2,17 +2,19 @@
 
 The leaderboard reads a store that other processes write (SQLite WAL). It
 opens its own connections: one used only on the event loop for the cheap
-`data_version()` probe, one in the snapshot-builder thread, one for page I/O
-(script blobs for diffs) in a small thread pool, so a long rebuild never
-blocks a request on the store's lock.
+`data_version()` probe, one for page I/O (script blobs, a commit's
+attestations) in a small thread pool, and one in the snapshot builder (a
+spawned process by default), so a long rebuild never blocks a request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from leaderboard import security
 from leaderboard.cache import ResponseCache, SnapshotCache
 from leaderboard.live import Broadcaster, watch
 from leaderboard.render import STATIC, environment
-from leaderboard.snapshot import Snapshot, build_snapshot
+from leaderboard.snapshot import Snapshot, build_in_worker, build_snapshot, open_worker
 
 
 @dataclass
@@ -39,6 +41,9 @@ class Settings:
     max_streams_per_client: int = 8
     heartbeat_s: float = 15.0
     cache_entries: int = 1024
+    # "process": snapshots are built in a spawned process, so consensus over a large chain never
+    # holds this process's interpreter lock; "thread": in a thread here (tests, small stores).
+    builder: str = "process"
 
 
 @dataclass
@@ -49,9 +54,7 @@ class Leaderboard:
     settings: Settings
     env: jinja2.Environment
     probe: Store
-    build_store: Store
     io_store: Store
-    build_pool: ThreadPoolExecutor
     io_pool: ThreadPoolExecutor
     snapshots: SnapshotCache
     responses: ResponseCache
@@ -90,17 +93,22 @@ def create_app(home: Path | str, settings: Settings | None = None) -> web.Applic
 def _lifecycle(home: Path, settings: Settings) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         stores: list[Store] = []
-        pools = [ThreadPoolExecutor(1, thread_name_prefix="lb-build"),
-                 ThreadPoolExecutor(2, thread_name_prefix="lb-io")]
+        io_pool = ThreadPoolExecutor(2, thread_name_prefix="lb-io")
+        snapshots: SnapshotCache | None = None
         try:
-            for _ in range(3):
+            for _ in range(3 if settings.builder == "thread" else 2):
                 stores.append(Store.open(home))
-            probe, build_store, io_store = stores
+            probe, io_store = stores[0], stores[1]
+            if settings.builder == "thread":
+                build_store = stores[2]
+                snapshots = SnapshotCache(partial(build_snapshot, build_store),
+                                          partial(ThreadPoolExecutor, 1, thread_name_prefix="lb-build"),
+                                          settings.wait_s)
+            else:
+                snapshots = SnapshotCache(build_in_worker, partial(_builder_process, home), settings.wait_s)
             lb = Leaderboard(
-                home=home, settings=settings, env=environment(), probe=probe, build_store=build_store,
-                io_store=io_store, build_pool=pools[0], io_pool=pools[1],
-                snapshots=SnapshotCache(lambda: build_snapshot(build_store), pools[0], settings.wait_s),
-                responses=ResponseCache(settings.cache_entries),
+                home=home, settings=settings, env=environment(), probe=probe, io_store=io_store,
+                io_pool=io_pool, snapshots=snapshots, responses=ResponseCache(settings.cache_entries),
                 limiter=security.RateLimiter(settings.rate, settings.burst),
             )
             app[LEADERBOARD] = lb
@@ -114,12 +122,19 @@ def _lifecycle(home: Path, settings: Settings) -> Any:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
         finally:
-            for pool in pools:
-                pool.shutdown(wait=True, cancel_futures=True)
+            if snapshots is not None:
+                snapshots.close()
+            io_pool.shutdown(wait=True, cancel_futures=True)
             for s in stores:
                 s.close()
 
     return ctx
+
+
+def _builder_process(home: Path) -> ProcessPoolExecutor:
+    """One spawned process (no fork of this threaded server) holding its own store connection."""
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=open_worker, initargs=(str(home),))
 
 
 async def _stop_streams(app: web.Application) -> None:

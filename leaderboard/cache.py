@@ -15,19 +15,27 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass
 
+from chain.errors import StoreError
 from leaderboard.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
 
 
 class SnapshotCache:
-    def __init__(self, build: Callable[[], Snapshot], executor: Executor, wait_s: float = 0.5,
+    """Builds run `build` on an executor made by `make_executor` (a thread, or a process that may die:
+    a broken executor is replaced and the next request builds again)."""
+
+    def __init__(self, build: Callable[[], Snapshot], make_executor: Callable[[], Executor], wait_s: float = 0.5,
                  pause: float = 1.0) -> None:
         self._build_fn = build
-        self._executor = executor
+        self._make_executor = make_executor
+        self._executor: Executor | None = None
         self.wait_s = wait_s
         self.pause = pause
         self._not_before = 0.0  # loop time before which no new build starts
@@ -55,10 +63,19 @@ class SnapshotCache:
                 done, _ = await asyncio.wait({task}, timeout=self.wait_s)
                 if not done:
                     return snap
-                snap = task.result()
+                try:
+                    snap = task.result()
+                except (BrokenExecutor, StoreError) as e:
+                    log.warning("leaderboard: rebuild failed (%s); serving version %d", e, snap.version)
+                    return snap
             if snap.version >= version:
                 return snap
         return snap
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
     def expected_s(self) -> float:
         """Roughly how long until a fresh snapshot: the pause still to run plus the last build's time."""
@@ -74,7 +91,15 @@ class SnapshotCache:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(max(0.0, self._not_before - loop.time()))
         started = loop.time()
-        snap = await loop.run_in_executor(self._executor, self._build_fn)
+        if self._executor is None:
+            self._executor = self._make_executor()
+        try:
+            snap = await loop.run_in_executor(self._executor, self._build_fn)
+        except BrokenExecutor:
+            log.warning("leaderboard: the snapshot builder died; starting a new one")
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
         self.last_build_s = loop.time() - started
         self._not_before = loop.time() + self.last_build_s * self.pause
         self.builds += 1

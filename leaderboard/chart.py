@@ -32,7 +32,7 @@ def thin(items: list[Any], limit: int) -> list[Any]:
 def series(av: ArenaView) -> list[dict[str, Any]]:
     """Accepted commits with a metric, oldest first (thinned); mainline ones flagged."""
     main = set(av.mainline)
-    commits = av.state.commits
+    commits = av.commits
     kept = [c for c in reversed(av.newest) if commits[c].status == ACCEPTED and commits[c].metric_ubpb is not None]
     chosen = thin([c for c in kept if c in main], MAX_POINTS) + thin([c for c in kept if c not in main],
                                                                      MAX_POINTS // 3)
@@ -40,7 +40,7 @@ def series(av: ArenaView) -> list[dict[str, Any]]:
     for cid in chosen:
         info = commits[cid]
         points.append({"id": cid.hex(), "short": cid.hex()[:12], "height": info.height,
-                       "timestamp": info.proposal.timestamp, "val_ubpb": info.metric_ubpb,
+                       "timestamp": info.timestamp, "val_ubpb": info.metric_ubpb,
                        "mainline": cid in main})
     return sorted(points, key=lambda p: (p["timestamp"], p["id"]))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from concurrent.futures import BrokenExecutor
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -57,10 +58,10 @@ class Broadcaster:
 def summary(snap: Snapshot) -> dict[str, Any]:
     arenas = []
     for av in snap.arenas:
-        head = av.state.commits.get(av.state.head)
-        arenas.append({"id": av.arena.hex, "name": av.arena.name, "head": av.state.head.hex(),
+        head = av.commits.get(av.head)
+        arenas.append({"id": av.arena.hex, "name": av.arena.name, "head": av.head.hex(),
                        "height": head.height if head else 0, "commits": dict(av.status_counts),
-                       "head_metric_ubpb": av.state.head_metric_ubpb()})
+                       "head_metric_ubpb": av.head_metric_ubpb})
     return {"version": snap.version, "arenas": arenas}
 
 
@@ -75,8 +76,8 @@ async def watch(lb: Leaderboard) -> None:
                 if snap.version != last:
                     last = snap.version
                     lb.live.publish(summary(snap))
-        except StoreError as e:
-            log.warning("leaderboard: cannot read the store: %s", e)
+        except (StoreError, BrokenExecutor) as e:  # no snapshot yet and the build failed: retry later
+            log.warning("leaderboard: cannot build a snapshot: %s", e)
         await asyncio.sleep(lb.settings.poll_s)
 
 

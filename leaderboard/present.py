@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chain.consensus import ACCEPTED, ORPHANED, PENDING, REJECTED, CommitInfo
+from chain.consensus import ACCEPTED, ORPHANED, PENDING, REJECTED
 from chain.metrics import fmt_ubpb
+from chain.objects import Attestation
 from leaderboard.errors import BadQueryError
-from leaderboard.snapshot import ArenaView, Check, Snapshot
+from leaderboard.snapshot import ArenaView, Check, CommitRow, Snapshot, checks_of
 
 PER_PAGE = 25
 MAX_PER_PAGE = 100
@@ -98,8 +99,8 @@ def arenas(snap: Snapshot) -> dict[str, Any]:
 
 
 def arena_summary(av: ArenaView) -> dict[str, Any]:
-    a, state = av.arena, av.state
-    head = state.commits.get(state.head)
+    a = av.arena
+    head = av.commits.get(av.head)
     return {
         **arena_ref(av),
         "description": a.description, "hardware": a.hardware, "harness": a.harness,
@@ -107,7 +108,7 @@ def arena_summary(av: ArenaView) -> dict[str, Any]:
         "seeds": a.seeds, "quorum": a.quorum, "verifiers": len(a.verifiers),
         "margin_ubpb": a.margin_ubpb, "margin_bpb": bpb(a.margin_ubpb), "created_at": a.created_at,
         "head": commit_row(av, head.id) if head is not None else None,
-        "head_metric_ubpb": state.head_metric_ubpb(), "head_metric_bpb": bpb(state.head_metric_ubpb()),
+        "head_metric_ubpb": av.head_metric_ubpb, "head_metric_bpb": bpb(av.head_metric_ubpb),
         "reference_ubpb": av.reference_ubpb, "reference_bpb": bpb(av.reference_ubpb),
         "floor_ubpb": av.floor_ubpb, "floor_bpb": bpb(av.floor_ubpb),
         "cumulative_gain_bpb": bpb(head.cumulative_ubpb if head else 0, signed=True),
@@ -119,20 +120,16 @@ def arena_summary(av: ArenaView) -> dict[str, Any]:
 # -- commits ------------------------------------------------------------------
 
 def commit_row(av: ArenaView, cid: bytes) -> dict[str, Any]:
-    info: CommitInfo = av.state.commits[cid]
-    p = info.proposal
-    checks = av.checks.get(cid, [])
-    metric = av.metric(cid)
+    c: CommitRow = av.commits[cid]
     return {
-        "id": cid.hex(), "short": short(cid), "height": info.height, "status": info.status,
-        "reason": info.reason, "title": title_of(p.message), "author": p.author.hex(),
-        "author_short": short(p.author), "timestamp": p.timestamp,
-        "val_bpb": bpb(metric), "val_ubpb": metric,
-        "gain_ubpb": info.gain_ubpb, "gain_bpb": bpb(info.gain_ubpb, signed=True),
-        "cumulative_ubpb": info.cumulative_ubpb, "cumulative_bpb": bpb(info.cumulative_ubpb, signed=True),
-        "claimed_gain_bpb": bpb(p.claimed_gain_ubpb, signed=True),
-        "improves_votes": sum(1 for v in info.votes.values() if v == "improves"),
-        "votes": len(checks), "is_head": cid == av.state.head,
+        "id": cid.hex(), "short": short(cid), "height": c.height, "status": c.status,
+        "reason": c.reason, "title": title_of(c.message), "author": c.author.hex(),
+        "author_short": short(c.author), "timestamp": c.timestamp,
+        "val_bpb": bpb(c.metric_ubpb), "val_ubpb": c.metric_ubpb,
+        "gain_ubpb": c.gain_ubpb, "gain_bpb": bpb(c.gain_ubpb, signed=True),
+        "cumulative_ubpb": c.cumulative_ubpb, "cumulative_bpb": bpb(c.cumulative_ubpb, signed=True),
+        "claimed_gain_bpb": bpb(c.claimed_gain_ubpb, signed=True),
+        "improves_votes": c.improves_votes, "votes": c.votes, "is_head": cid == av.head,
     }
 
 
@@ -143,17 +140,21 @@ def commits(av: ArenaView, status: str, paging: Paging) -> dict[str, Any]:
     elif status == "all":
         ids = av.newest
     else:
-        ids = [c for c in av.newest if av.state.commits[c].status == status]
+        ids = [c for c in av.newest if av.commits[c].status == status]
     page, meta = paging.slice(ids)
     return {"arena": arena_ref(av), "status": status, **meta, "items": [commit_row(av, c) for c in page]}
 
 
-def commit_detail(av: ArenaView, cid: bytes, diff: dict[str, Any]) -> dict[str, Any]:
-    info = av.state.commits[cid]
-    p = info.proposal
-    parent = av.state.commits.get(p.parent)
-    children = sorted((c for c in av.state.commits.values() if c.proposal.parent == cid),
-                      key=lambda c: (c.proposal.timestamp, c.id))
+def commit_detail(av: ArenaView, cid: bytes, attestations: list[Attestation], diff: dict[str, Any]
+                  ) -> dict[str, Any]:
+    """A commit with its checks; `attestations` are the commit's, read from the store."""
+    p = av.commits[cid]
+    parent = av.commits.get(p.parent)
+    children = [av.commits[c] for c in av.children.get(cid, [])]
+    by_key: dict[bytes, list[Attestation]] = {}
+    for a in attestations:
+        by_key.setdefault(a.verifier, []).append(a)
+    checks = checks_of(av.arena, cid, p.status, attestations)
     return {
         "arena": arena_ref(av), **commit_row(av, cid), "message": p.message,
         "parent": {"id": p.parent.hex(), "short": short(p.parent), "is_arena": parent is None,
@@ -162,14 +163,14 @@ def commit_detail(av: ArenaView, cid: bytes, diff: dict[str, Any]) -> dict[str, 
         "script": p.script.hex(), "on_mainline": cid in set(av.mainline),
         "claim": {"parent_bpb": bpb(p.claim_parent_ubpb), "candidate_bpb": bpb(p.claim_candidate_ubpb),
                   "seeds": list(p.claim_seeds), "hardware": p.claim_hardware},
-        "checks": [check_dict(c) for c in av.checks.get(cid, [])],
+        "checks": [check_dict(c, by_key[c.verifier]) for c in checks],
         "diff": diff,
     }
 
 
-def check_dict(check: Check) -> dict[str, Any]:
+def check_dict(check: Check, attestations: list[Attestation]) -> dict[str, Any]:
     atts = []
-    for a in check.attestations:
+    for a in attestations:
         seeds = []
         for i, seed in enumerate(a.seeds):
             par = a.parent_ubpb[i] if a.parent_ubpb else None
@@ -255,12 +256,12 @@ def has_person(av: ArenaView, key: bytes) -> bool:
 def overview(av: ArenaView, chart: dict[str, Any]) -> dict[str, Any]:
     recent = []
     for e in av.recent:
-        info = av.state.commits[e.commit]
+        row = av.commits[e.commit]
         recent.append({"kind": e.kind, "timestamp": e.timestamp, "commit": e.commit.hex(),
-                       "commit_short": short(e.commit), "title": title_of(info.proposal.message),
-                       "status": info.status, "key": e.key.hex(), "key_short": short(e.key),
+                       "commit_short": short(e.commit), "title": title_of(row.message),
+                       "status": row.status, "key": e.key.hex(), "key_short": short(e.key),
                        "verdict": e.verdict})
-    pending = [c for c in av.newest if av.state.commits[c].status == PENDING][:10]
+    pending = [c for c in av.newest if av.commits[c].status == PENDING][:10]
     in_flight = [commit_row(av, c) for c in pending]
     top_c = contributors(av, "points", Paging(1, 10))["items"]
     top_v = verifiers(av, "points", Paging(1, 10))["items"]

@@ -1,16 +1,21 @@
 """An immutable, indexed picture of every arena in a store at one data version.
 
 The leaderboard never computes consensus per request: a Snapshot is built once
-per store version (in a worker thread) and every page and API answer is a cheap
-read of it. Building one is the only place the leaderboard reads chain objects
-in bulk; it holds no transaction open between queries.
+per store version and every page and API answer is a cheap read of it.
+Building is CPU-bound (consensus and credit over every object), so `ratchet
+serve` runs it in a separate process (`build_in_worker`) that sends back only
+plain values (CommitRow, Check, credit rows): the serving process keeps its
+interpreter lock for requests. A commit page reads that commit's attestations
+from the store itself when it is rendered.
 """
 
 from __future__ import annotations
 
+import copyreg
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from chain.consensus import (
     ACCEPTED,
@@ -19,17 +24,47 @@ from chain.consensus import (
     PENDING,
     REJECTED,
     ChainState,
-    CommitInfo,
     compute_state,
 )
 from chain.credit import ContributorCredit, Credit, VerifierCredit, compute_credit
-from chain.objects import Arena, Attestation
+from chain.objects import Arena, Attestation, load_trusted
 from chain.store import Store
 
 RECENT_EVENTS = 16
 
+# An Arena crosses the process boundary as its validated bytes (objects refuse attribute setting).
+copyreg.pickle(Arena, lambda a: (load_trusted, (a.encode(), a.id)))
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
+class CommitRow:
+    """One commit as the pages show it: consensus outcome plus the proposal's own fields."""
+
+    id: bytes
+    height: int
+    status: str
+    reason: str
+    improves_votes: int
+    votes: int  # verifier-set keys that checked it
+    gain_ubpb: int
+    cumulative_ubpb: int
+    metric_ubpb: int | None  # the quorum's metric when decided, else the median of what was measured
+    author: bytes
+    parent: bytes
+    script: bytes
+    message: str
+    timestamp: int
+    claim_parent_ubpb: int
+    claim_candidate_ubpb: int
+    claim_seeds: tuple[int, ...]
+    claim_hardware: str
+
+    @property
+    def claimed_gain_ubpb(self) -> int:
+        return self.claim_parent_ubpb - self.claim_candidate_ubpb
+
+
+@dataclass(frozen=True, slots=True)
 class Check:
     """One verifier's verdict on one commit, and whether it agreed with the decided outcome."""
 
@@ -37,10 +72,9 @@ class Check:
     proposal: bytes
     verdict: str  # the verdict, or "conflicting" for a key that signed several
     agreed: bool | None  # None while the commit is pending
-    attestations: tuple[Attestation, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     """A line of recent activity: a proposal made or a verdict signed."""
 
@@ -53,17 +87,18 @@ class Event:
 
 @dataclass
 class ArenaView:
-    """One arena's chain state, credit and the indexes the pages need."""
+    """One arena's commits, credit and the indexes the pages need (plain values only)."""
 
     arena: Arena
-    state: ChainState
+    commits: dict[bytes, CommitRow]
+    head: bytes  # the arena id while nothing is accepted
     credit: Credit
-    attestations: dict[bytes, list[Attestation]]  # proposal id -> its attestations (timestamp order)
     checks: dict[bytes, list[Check]]  # proposal id -> one check per verifier key
     mainline: list[bytes]  # the head's lineage, head first
     newest: list[bytes]  # every commit id, newest proposal first
     by_author: dict[bytes, list[bytes]]  # author key -> commit ids, newest first
     by_verifier: dict[bytes, list[Check]]  # verifier key -> its checks, newest commit first
+    children: dict[bytes, list[bytes]]  # commit id -> its children, oldest first
     contributor: dict[bytes, ContributorCredit]
     verifier: dict[bytes, VerifierCredit]
     recent: list[Event]
@@ -75,15 +110,10 @@ class ArenaView:
     def id(self) -> bytes:
         return self.arena.id
 
-    def commit(self, cid: bytes) -> CommitInfo:
-        return self.state.commits[cid]
-
-    def metric(self, cid: bytes) -> int | None:
-        """A commit's measured val_bpb: the quorum's when decided, else the median of what was measured."""
-        info = self.state.commits[cid]
-        if info.metric_ubpb is not None:
-            return info.metric_ubpb
-        return low_median([mean(a.candidate_ubpb) for a in self.attestations.get(cid, []) if a.candidate_ubpb])
+    @property
+    def head_metric_ubpb(self) -> int | None:
+        head = self.commits.get(self.head)
+        return head.metric_ubpb if head is not None else None
 
 
 @dataclass(frozen=True)
@@ -115,15 +145,32 @@ def low_median(values: list[int]) -> int | None:
     return values[(len(values) - 1) // 2]
 
 
+# -- building -----------------------------------------------------------------------
+
+_worker_store: Store | None = None
+
+
+def open_worker(home: str) -> None:
+    """Initializer of the builder process: its own store connection, kept for its lifetime."""
+    global _worker_store
+    _worker_store = Store.open(Path(home))
+
+
+def build_in_worker() -> Snapshot:
+    """The builder process's task (see open_worker)."""
+    if _worker_store is None:
+        raise RuntimeError("builder process started without open_worker")
+    return build_snapshot(_worker_store)
+
+
 def build_snapshot(store: Store) -> Snapshot:
     """Read everything once (version first, so a concurrent write only makes it conservative)."""
     started = time.perf_counter()
     version = store.data_version()
     views = []
     for arena in store.arenas():
-        proposals = store.proposals(arena.id)
         atts = store.attestations(arena.id)
-        state = compute_state(arena, proposals, atts)
+        state = compute_state(arena, store.proposals(arena.id), atts)
         views.append(build_view(state, atts))
     return Snapshot(version, views, (time.perf_counter() - started) * 1000)
 
@@ -139,61 +186,75 @@ def build_view(state: ChainState, atts: list[Attestation]) -> ArenaView:
     newest = sorted(state.commits, key=lambda c: (-state.commits[c].proposal.timestamp, c))
     rank = {cid: i for i, cid in enumerate(newest)}
 
-    verifiers = frozenset(arena.verifiers)
     checks: dict[bytes, list[Check]] = {}
     by_verifier: dict[bytes, list[Check]] = {}
     for pid, plist in by_proposal.items():
-        status = state.commits[pid].status
-        per_key: dict[bytes, dict[bytes, Attestation]] = {}
-        for a in plist:
-            if a.verifier in verifiers:
-                per_key.setdefault(a.verifier, {})[a.id] = a
-        for vkey in sorted(per_key):
-            group = tuple(per_key[vkey].values())
-            check = _check(vkey, pid, status, group)
+        for check in checks_of(arena, pid, state.commits[pid].status, plist):
             checks.setdefault(pid, []).append(check)
-            by_verifier.setdefault(vkey, []).append(check)
+            by_verifier.setdefault(check.verifier, []).append(check)
     for lst in by_verifier.values():
         lst.sort(key=lambda c: rank[c.proposal])
 
+    commits: dict[bytes, CommitRow] = {}
     by_author: dict[bytes, list[bytes]] = {}
+    children: dict[bytes, list[bytes]] = {}
     counts = {ACCEPTED: 0, PENDING: 0, REJECTED: 0, ORPHANED: 0}
-    for cid in newest:
-        info = state.commits[cid]
-        by_author.setdefault(info.proposal.author, []).append(cid)
+    for cid in reversed(newest):  # oldest first, so children lists come out oldest first
+        info, p = state.commits[cid], state.commits[cid].proposal
+        metric = info.metric_ubpb
+        if metric is None:
+            metric = low_median([mean(a.candidate_ubpb) for a in by_proposal.get(cid, []) if a.candidate_ubpb])
+        commits[cid] = CommitRow(
+            id=cid, height=info.height, status=info.status, reason=info.reason,
+            improves_votes=sum(1 for v in info.votes.values() if v == IMPROVES),
+            votes=len(checks.get(cid, ())), gain_ubpb=info.gain_ubpb, cumulative_ubpb=info.cumulative_ubpb,
+            metric_ubpb=metric, author=p.author, parent=p.parent, script=p.script, message=p.message,
+            timestamp=p.timestamp, claim_parent_ubpb=p.claim_parent_ubpb,
+            claim_candidate_ubpb=p.claim_candidate_ubpb, claim_seeds=tuple(p.claim_seeds),
+            claim_hardware=p.claim_hardware,
+        )
+        children.setdefault(p.parent, []).append(cid)
         counts[info.status] = counts.get(info.status, 0) + 1
+    for cid in newest:
+        by_author.setdefault(commits[cid].author, []).append(cid)
 
     mainline = state.lineage(state.head) if state.head != arena.id else []
     return ArenaView(
-        arena=arena, state=state, credit=credit, attestations=by_proposal, checks=checks,
-        mainline=mainline, newest=newest, by_author=by_author, by_verifier=by_verifier,
+        arena=arena, commits=commits, head=state.head, credit=credit, checks=checks,
+        mainline=mainline, newest=newest, by_author=by_author, by_verifier=by_verifier, children=children,
         contributor={c.key: c for c in credit.contributors},
         verifier={v.key: v for v in credit.verifiers},
-        recent=_recent(state, atts, newest),
+        recent=_recent(commits, atts, newest),
         floor_ubpb=_floor(state, by_proposal, mainline),
         reference_ubpb=_reference(state, by_proposal, mainline),
         status_counts=counts,
     )
 
 
-def _check(vkey: bytes, pid: bytes, status: str, group: tuple[Attestation, ...]) -> Check:
-    """The same agreement rule as chain.credit: conflicting verdicts always disagree."""
-    verdicts = {a.verdict for a in group}
-    if len(verdicts) > 1:
-        return Check(vkey, pid, "conflicting", False, group)
-    verdict = verdicts.pop()
-    if status == PENDING:
-        agreed = None
-    else:
-        agreed = (status in (ACCEPTED, ORPHANED)) == (verdict == IMPROVES)
-    return Check(vkey, pid, verdict, agreed, group)
+def checks_of(arena: Arena, pid: bytes, status: str, atts: Iterable[Attestation]) -> list[Check]:
+    """One Check per verifier-set key that attested `pid`, by the rule chain.credit uses:
+    a key that signed conflicting verdicts disagreed; pending commits decide nothing yet."""
+    verifiers = frozenset(arena.verifiers)
+    per_key: dict[bytes, set[str]] = {}
+    for a in atts:
+        if a.verifier in verifiers and a.proposal == pid:
+            per_key.setdefault(a.verifier, set()).add(a.verdict)
+    out = []
+    for vkey in sorted(per_key):
+        verdicts = per_key[vkey]
+        if len(verdicts) > 1:
+            out.append(Check(vkey, pid, "conflicting", False))
+            continue
+        verdict = verdicts.pop()
+        agreed = None if status == PENDING else (status in (ACCEPTED, ORPHANED)) == (verdict == IMPROVES)
+        out.append(Check(vkey, pid, verdict, agreed))
+    return out
 
 
-def _recent(state: ChainState, atts: list[Attestation], newest: list[bytes]) -> list[Event]:
-    events = [Event("proposal", state.commits[c].proposal.timestamp, c, state.commits[c].proposal.author)
-              for c in newest[:RECENT_EVENTS]]
+def _recent(commits: dict[bytes, CommitRow], atts: list[Attestation], newest: list[bytes]) -> list[Event]:
+    events = [Event("proposal", commits[c].timestamp, c, commits[c].author) for c in newest[:RECENT_EVENTS]]
     events += [Event("attestation", a.timestamp, a.proposal, a.verifier, a.verdict)
-               for a in atts[-RECENT_EVENTS:] if a.proposal in state.commits]
+               for a in atts[-RECENT_EVENTS:] if a.proposal in commits]
     events.sort(key=lambda e: (-e.timestamp, e.kind, e.commit, e.key))
     return events[:RECENT_EVENTS]
 

@@ -57,10 +57,10 @@ def _commit_id(av: ArenaView, raw: str) -> bytes:
     text = _hex_arg("commit id", raw, 4)
     if len(text) == 64:
         cid = bytes.fromhex(text)
-        if cid in av.state.commits:
+        if cid in av.commits:
             return cid
         raise NotHeldError("commit", raw)
-    found = [c for c in av.state.commits if c.hex().startswith(text)]
+    found = [c for c in av.commits if c.hex().startswith(text)]
     if not found:
         raise NotHeldError("commit", raw)
     if len(found) > 1:
@@ -120,12 +120,13 @@ async def verifiers_view(request: web.Request, snap: Snapshot) -> dict[str, Any]
 async def commit_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
     av = _arena(request, snap)
     cid = _commit_id(av, request.match_info["commit"])
-    p = av.state.commits[cid].proposal
-    parent = av.state.commits.get(p.parent)
-    old_script = parent.proposal.script if parent is not None else av.arena.script
+    row = av.commits[cid]
+    parent = av.commits.get(row.parent)
+    old_script = parent.script if parent is not None else av.arena.script
     lb = request.app[LEADERBOARD]
-    diff = await _diff(lb, old_script, p.script)
-    return present.commit_detail(av, cid, diff)
+    attestations = await lb.io(lb.io_store.attestations, av.id, cid)
+    diff = await _diff(lb, old_script, row.script)
+    return present.commit_detail(av, cid, attestations, diff)
 
 
 async def person_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:

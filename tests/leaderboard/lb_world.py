@@ -75,7 +75,7 @@ def build_world(home: Path) -> World:
     return w
 
 
-FAST = Settings(poll_s=0.05, wait_s=2.0, heartbeat_s=1.0)
+FAST = Settings(poll_s=0.05, wait_s=2.0, heartbeat_s=1.0, builder="thread")
 
 
 @asynccontextmanager

@@ -6,6 +6,9 @@ import asyncio
 import gzip
 import html
 import json
+import multiprocessing
+import os
+import signal
 from pathlib import Path
 
 import aiohttp
@@ -193,7 +196,7 @@ async def _next_event(r: aiohttp.ClientResponse) -> dict:
 
 def test_rate_limit_per_client(world: World) -> None:
     async def go() -> None:
-        settings = Settings(poll_s=0.05, rate=0.5, burst=3)
+        settings = Settings(poll_s=0.05, rate=0.5, burst=3, builder="thread")
         async with serving(world.home, settings) as base, aiohttp.ClientSession() as s:
             codes = [(await get(s, base + "/api/arenas"))[0] for _ in range(4)]
             assert codes == [200, 200, 200, 429]
@@ -234,7 +237,7 @@ def test_gzip_head_and_html_revalidation(world: World) -> None:
 
 def test_live_streams_are_capped_per_client(world: World) -> None:
     async def go() -> None:
-        settings = Settings(poll_s=0.05, max_streams_per_client=2)
+        settings = Settings(poll_s=0.05, max_streams_per_client=2, builder="thread")
         async with serving(world.home, settings) as base, aiohttp.ClientSession() as s:
             first = await s.get(base + "/api/events")
             second = await s.get(base + "/api/events")
@@ -274,3 +277,24 @@ async def _text(s: aiohttp.ClientSession, url: str) -> str:
     async with s.get(url) as r:
         assert r.status == 200
         return await r.text()
+
+
+def test_builder_process_survives_being_killed(world: World) -> None:
+    async def go() -> None:
+        settings = Settings(poll_s=0.05, wait_s=5.0, builder="process")
+        async with serving(world.home, settings) as base, aiohttp.ClientSession() as s:
+            async with s.get(base + "/api/arenas/tiny") as r:
+                assert (await r.json())["arena"]["commits"]["pending"] == 1
+            [builder] = [p for p in multiprocessing.active_children() if p.is_alive()]
+            os.kill(builder.pid, signal.SIGKILL)
+            with Store.open(world.home) as store:
+                store.add(make_attestation(world.verifiers[1], world.pending, timestamp=1_700_000_070_000))
+
+            async def accepted() -> bool:
+                async with s.get(base + "/api/arenas/tiny") as r:
+                    assert r.status == 200  # the old snapshot while the builder is replaced
+                    return (await r.json())["arena"]["head"]["id"] == world.pending.id.hex()
+
+            await poll(accepted, timeout=30)
+
+    run(go(), timeout=60)

@@ -44,13 +44,14 @@ def test_view_agreement_conflicts_orphans_and_floor() -> None:
         _with_floor(v[0], p2, 900, 1_200_000), _with_floor(v[1], p2, 1100, 1_210_000),
     ]
     av = build_view(compute_state(arena, [p1, p2], atts), atts)
-    assert av.state.commits[p1.id].status == "rejected" and av.state.commits[p2.id].status == "orphaned"
+    assert av.commits[p1.id].status == "rejected" and av.commits[p2.id].status == "orphaned"
     checks = {c.verifier: c for c in av.checks[p1.id]}
     assert checks[v[2].public].verdict == "conflicting" and checks[v[2].public].agreed is False
     assert checks[v[0].public].agreed is True
     assert all(c.agreed for c in av.checks[p2.id])  # improves on an orphaned commit agrees with its quorum
     assert av.floor_ubpb == 1_200_000 and av.mainline == [] and av.status_counts["orphaned"] == 1
-    assert av.metric(p2.id) == 1_500_000 - 1100  # low median of the quorum's candidate means
+    assert av.commits[p2.id].metric_ubpb == 1_500_000 - 1100  # low median of the quorum's candidate means
+    assert av.children[p1.id] == [p2.id] and av.commits[p2.id].votes == 2
     assert [e.kind for e in av.recent][:1] == ["proposal"]  # p2 is the newest event
 
 
@@ -120,7 +121,7 @@ def test_snapshot_cache_serves_stale_while_rebuilding() -> None:
 
     async def go() -> None:
         with ThreadPoolExecutor(1) as pool:
-            cache = SnapshotCache(build, pool, wait_s=0.05, pause=0)
+            cache = SnapshotCache(build, lambda: pool, wait_s=0.05, pause=0)
             assert (await cache.get(1)).version == 1
             assert (await cache.get(2)).version == 1  # rebuild still running: the old one, quickly
             release.set()
