@@ -1,0 +1,220 @@
+"""Benchmark the verifier: its overhead, its false-accept rate, seed grinding, and the hostile suite.
+
+1. Overhead. Per repeat, the reference tiny script trained bare (in this
+   process, an in-process feed, no sandbox, no scorer) and a full
+   verification of it (run_check: sandbox, worker, feed, evaluation probes,
+   scorer; parent and candidate on one seed). Reported: median wall time of
+   the check, the training time it contains, their difference as a share of
+   the check ("overhead", target <= 5%), and harness training time against
+   bare training time.
+2. False accepts. V neutral perturbations (verify.calibrate) checked against
+   the reference on S shared seeds with the arena's margin: the share judged
+   `improves`, and the spread of their paired gains.
+3. Seed grinding. The author picks the variant with the best mean gain on
+   those seeds (seeds it chose); a verifier checks it on its own seeds.
+4. Hostile suite. Each script of tests/verify/hostile under the sandbox, one
+   seed: detected = not `improves`, and the verdict expected for it.
+
+    python scripts/bench_verify.py --quick
+    python scripts/bench_verify.py --budget 500000 --variants 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from chain.keys import SigningKey
+from chain.seeds import derive_seeds
+from model.arenas import build_arena, harness_config, reference_script
+from model.sources import draw, rng
+from verify.calibrate import neutral_variants
+from verify.check import run_check
+from verify.sandbox import BubblewrapLauncher, Limits
+
+ROOT = Path(__file__).resolve().parent.parent
+HOSTILE = ROOT / "tests" / "verify" / "hostile"
+HOSTILE_EXPECTED = {
+    "syntax_error.txt": "invalid:syntax_error", "peeks_future.py": "cheat:peeks_future",
+    "mixes_rows.py": "cheat:batch_mixing", "stateful_eval.py": "cheat:stateful_eval",
+    "nan_divergence.py": "invalid:nonfinite_logits", "memory_hog.py": "invalid:out_of_memory",
+    "read_validation.py": "invalid:script_error", "huge_file.py": "invalid:script_error",
+    "read_node_home.py": "invalid:script_error", "network.py": "invalid:script_error",
+    "fork_bomb.py": "invalid:script_error", "past_cap.py": "invalid:timeout",
+    "sleep_forever.py": "invalid:timeout", "fake_metric.py": "no_gain",
+    "monkeypatch_harness.py": "no_gain", "carried_data.py": "invalid:diverged",
+    "rebuild_generator.py": "invalid:diverged",
+}
+SMALL_EVAL = {"train_bytes": "131072", "words": "128", "topics": "3", "eval_seq_len": "64",
+              "eval_batch": "16", "eval_rows": "64"}
+
+
+class BareFeed:
+    """The feed's interface in this process: same data and batch order, no pipes, no worker."""
+
+    def __init__(self, config, seed: int) -> None:
+        data = draw(config, seed)
+        self.train = data.train
+        key = int.from_bytes(rng.subkey(data.key, "batches"), "little")
+        self.g = np.random.Generator(np.random.PCG64(key))
+        self.vocab_size, self.device, self.eval_seq_len = 256, "cpu", config.eval_seq_len
+        self.budget_kind, self.budget_value, self.budget_tokens = "tokens", config.budget_value, config.budget_value
+        self.tokens_seen = 0
+
+    def progress(self) -> float:
+        return min(1.0, self.tokens_seen / self.budget_value)
+
+    def batch(self, b: int, t: int):
+        if self.tokens_seen + b * t > self.budget_value:
+            return None
+        off = self.g.integers(0, len(self.train) - t - 1, size=b)
+        rows = torch.from_numpy(self.train[off[:, None] + np.arange(t + 1)]).long()
+        self.tokens_seen += b * t
+        return rows[:, :-1], rows[:, 1:]
+
+
+def bare_train_s(script: bytes, config, seed: int, threads: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "train.py"
+        path.write_bytes(script)
+        spec = importlib.util.spec_from_file_location("bench_verify_train", path)
+        if spec is None or spec.loader is None:
+            raise RuntimeError("cannot load the reference script")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    feed = BareFeed(config, seed)
+    with contextlib.redirect_stdout(io.StringIO()):
+        t = time.perf_counter()
+        module.train(feed)
+        return time.perf_counter() - t
+
+
+def table(title: str, rows: list[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    print(f"\n{title}")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+
+
+def overhead(ref: bytes, arena, launcher, repeats: int, threads: int) -> list[tuple[str, str]]:
+    config = harness_config(arena)
+    bare_train_s(ref, config, 1, threads)  # warm torch up once
+    walls, trains, bares = [], [], []
+    noop = ref + b"\n# bench\n"
+    for i in range(repeats):
+        bares.append(bare_train_s(ref, config, 100 + i, threads))
+        r = run_check(ref, noop, arena, [100 + i], threads=threads, launcher=launcher)
+        walls.append(r.wall_ms / 1000)
+        trains.append(r.train_s)
+        print(f"  repeat {i + 1}/{repeats}: check {walls[-1]:.1f} s containing {trains[-1]:.1f} s of training "
+              f"(2 runs); bare training {bares[-1]:.1f} s", flush=True)
+    w, t, b = statistics.median(walls), statistics.median(trains), statistics.median(bares)
+    return [("check wall time (median)", f"{w:.1f} s"), ("training inside it (2 runs)", f"{t:.1f} s"),
+            ("overhead share of the check", f"{(w - t) / w:.1%}"),
+            ("overhead / training", f"{(w - t) / t:.1%}"),
+            ("bare training, one run (median)", f"{b:.1f} s"),
+            ("harness training per run / bare", f"{t / 2 / b:.3f}")]
+
+
+def false_accepts(ref: bytes, arena, launcher, variants: int, seeds: list[int], threads: int):
+    cache: dict = {}
+    results = []
+    for name, script in neutral_variants(ref, variants):
+        r = run_check(ref, script, arena, seeds, threads=threads, parent_cache=cache, launcher=launcher)
+        gains = [p - c for p, c in zip(r.parent_ubpb, r.candidate_ubpb, strict=True)]
+        results.append((name, script, r.verdict, gains))
+        mean = statistics.mean(gains) if gains else float("nan")
+        print(f"  {name:<22} {r.verdict:<10} gains {gains} mean {mean:+.0f}", flush=True)
+    return results, cache
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small budget, 4 variants, 1 repeat")
+    ap.add_argument("--budget", type=int, default=None, help="training tokens per run (default: the arena's)")
+    ap.add_argument("--variants", type=int, default=20)
+    ap.add_argument("--seeds", type=int, default=3, help="seeds per check")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--small-eval", action="store_true", help="the test suite's small data/eval settings")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: overhead,neutral,hostile")
+    args = ap.parse_args()
+    if args.quick:
+        args.budget, args.variants, args.repeats, args.small_eval = args.budget or 60000, 4, 1, True
+    skip = set(filter(None, args.skip.split(",")))
+    key = SigningKey.generate()
+    overrides = {"wall_cap_s": "600"}
+    if args.budget:
+        overrides["budget_value"] = str(args.budget)
+    if args.small_eval:
+        overrides.update(SMALL_EVAL)
+    arena, blob = build_arena("tiny", key, [key.public], 1, overrides=overrides)
+    ref = reference_script("tiny")
+    launcher = BubblewrapLauncher(Limits(memory_bytes=4 << 30))
+    print(f"tiny arena: budget {arena.budget_value} tokens, margin {arena.margin_ubpb} ubpb, "
+          f"{args.seeds} seeds, threads {args.threads}", flush=True)
+    if "overhead" not in skip:
+        print("\n[1] overhead", flush=True)
+        table("overhead of a verification (one seed, parent + candidate)",
+              overhead(ref, arena, launcher, args.repeats, args.threads))
+    if "neutral" not in skip:
+        print(f"\n[2] {args.variants} neutral perturbations", flush=True)
+        author_seeds = derive_seeds(b"bench-author-seeds", args.seeds)
+        results, _ = false_accepts(ref, arena, launcher, args.variants, author_seeds, args.threads)
+        measured = [r for r in results if r[3]]
+        means = [statistics.mean(g) for *_, g in measured]
+        accepted = sum(1 for r in results if r[2] == "improves")
+        all_gains = [g for *_, gs in measured for g in gs]
+        table("false accepts (neutral perturbations, paired on shared seeds)", [
+            ("variants checked", str(len(results))),
+            ("judged improves", f"{accepted} ({accepted / max(len(results), 1):.0%})"),
+            ("paired gain per seed: sd", f"{statistics.pstdev(all_gains):.0f} ubpb" if all_gains else "-"),
+            ("mean gain: median / max", f"{statistics.median(means):+.0f} / {max(means):+.0f} ubpb" if means else "-"),
+            ("margin", f"{arena.margin_ubpb} ubpb"),
+        ])
+        print("\n[3] seed grinding", flush=True)
+        best = max(measured, key=lambda r: statistics.mean(r[3]))
+        verifier_seeds = derive_seeds(SigningKey.generate().sign("seed", b"bench"), args.seeds)
+        r = run_check(ref, best[1], arena, verifier_seeds, threads=args.threads, launcher=launcher)
+        table("seed grinding (best of the variants on the author's seeds, re-checked on a verifier's)", [
+            ("best variant", best[0]),
+            ("author's mean gain on its own seeds", f"{statistics.mean(best[3]):+.0f} ubpb ({best[2]})"),
+            ("verifier's verdict", r.verdict),
+            ("verifier's mean gain", f"{r.decision.mean_gain:+.0f} ubpb" if r.decision else "-"),
+        ])
+    if "hostile" not in skip:
+        print("\n[4] hostile suite", flush=True)
+        hostile_arena, _ = build_arena("tiny", key, [key.public], 1, overrides={
+            **SMALL_EVAL, "budget_value": "60000", "wall_cap_s": "15"})
+        small_launcher = BubblewrapLauncher(Limits(memory_bytes=2 << 30, tmpfs_bytes=256 << 20,
+                                                   max_file_bytes=128 << 20))
+        detected = expected = 0
+        for name, want in HOSTILE_EXPECTED.items():
+            script = (HOSTILE / name).read_text().replace("__PORT__", "9").replace("__TOKEN__", "bench")
+            script = script.replace("__CANARY_FILE__", "/root/.ratchet/keys/identity.pem")
+            script = script.replace("__CANARY_DIR__", "/root/.ratchet")
+            r = run_check(ref, script.encode(), hostile_arena, [7_654_321], threads=1,
+                          launcher=small_launcher)
+            detected += r.verdict != "improves"
+            expected += r.verdict == want
+            print(f"  {name:<24} {r.verdict:<26} expected {want}", flush=True)
+        n = len(HOSTILE_EXPECTED)
+        table("hostile suite", [("scripts", str(n)), ("not accepted", f"{detected}/{n}"),
+                                ("expected verdict", f"{expected}/{n}")])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
