@@ -256,7 +256,7 @@ def _count(home: Path) -> int:
 
 
 def test_sigkill_during_sync_then_restart_converges(tmp_path: Path) -> None:
-    arena, blobs, props, atts = small_chain(500)
+    arena, blobs, props, atts = small_chain(300)
     every = [arena, *blobs, *props, *atts]
     _fill(tmp_path / "a", every)
     total = len(every)

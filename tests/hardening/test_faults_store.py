@@ -33,7 +33,7 @@ from chain.store import DB_NAME, Store
 HERE = Path(__file__).parent
 CHILD = str(HERE / "store_children.py")
 WRITERS = 3
-ROUNDS = 4
+ROUNDS = 3
 
 
 def _spawn(*args: str) -> subprocess.Popen[bytes]:

@@ -27,7 +27,7 @@ from chain.objects import TYPES, decode, decode_stream
 
 CORPUS: Corpus = build_corpus()
 ENCODINGS = CORPUS.encodings()
-FUZZ = settings(max_examples=1000, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=700, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

@@ -19,7 +19,7 @@ from wirefuzz import entries
 CORPUS = build_corpus()
 NAMES = ["wire.decode_request", "wire.decode_summary", "wire.decode_peer_addrs", "wire.decode_gossip",
          "wire.unpack (answers)", "wire.read_frame", "gossip validator"]
-FUZZ = settings(max_examples=500, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 
