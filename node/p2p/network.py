@@ -10,6 +10,7 @@
 - blobs: fetches the script of each proposal gossip delivered;
 - announce: publishes each arena's head, and writes `<home>/p2p/status.json`.
 
+Dialing lives in dialer.Dialer, script fetching in blobs.BlobFetcher.
 Everything received is validated (by the store) before it is stored or forwarded;
 peers that send invalid data are banned and disconnected (peers.PeerBook).
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from chain.consensus import state_for
-from chain.errors import ChainError
 from chain.objects import Attestation, ChainObject, Proposal
 from node.p2p import reqresp
+from node.p2p.blobs import BlobFetcher
+from node.p2p.dialer import Dialer, disconnect, peer_addrs
 from node.p2p.gossip import Gossip, GossipHandlers, GossipParams
 from node.p2p.host import dialable, listen_addrs, load_identity, make_host
 from node.p2p.peers import Limits, PeerBook
@@ -95,13 +96,11 @@ class Network:
         self._sync_running: set[ID] = set()
         self._sync_wake = trio.Event()
         self._seen_peers: set[ID] = set()
-        self._blobs_wanted: dict[bytes, tuple[ID | None, int, float]] = {}
-        self._blob_wake = trio.Event()
+        self._blobs: BlobFetcher | None = None
         self._known: dict[bytes, set[bytes]] = {}
         self._version = 0
         self._net_added = 0
         self._heads: dict[bytes, tuple[int, bytes, int]] = {}  # arena -> (version, head, size)
-        self._dialing: set[str] = set()
         self._addrs: list[str] | None = None
 
     # -- public ------------------------------------------------------------------
@@ -172,8 +171,12 @@ class Network:
         self._gossip = Gossip(self.host, self.store, self.peers, GossipHandlers(
             on_object=self._on_gossip_object, on_missing=self._on_missing, on_head=self._on_head,
         ), cfg.gossip)
+        host = self.host
         responder = reqresp.Responder(self.store, on_bad=self._on_bad_request, allow=self._allow,
-                                      peer_addrs=self._peer_addrs)
+                                      peer_addrs=lambda: peer_addrs(host))
+        self._blobs = BlobFetcher(host, self.store, self.peers, self._on_blob, cfg.watch_interval_s)
+        dialer = Dialer(host, self.store, self.peers, cfg.bootstrap, cfg.mdns, cfg.target_peers,
+                        cfg.dial_interval_s)
         async with self.host.run(listen_addrs(cfg.listen, cfg.port)):
             responder.attach(self.host)
             async with background_trio_service(self._gossip.pubsub), \
@@ -184,8 +187,9 @@ class Network:
                     await self._join(arena.id)
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
-                    for loop in (self._dial_loop, self._sync_loop, self._watch_loop,
-                                 self._blob_loop, self._announce_loop, self._status_loop):
+                    nursery.start_soon(dialer.run, nursery)
+                    nursery.start_soon(self._blobs.run)
+                    for loop in (self._sync_loop, self._watch_loop, self._announce_loop, self._status_loop):
                         nursery.start_soon(loop)
                     self.ready.set()
                     task_status.started(self)
@@ -206,9 +210,12 @@ class Network:
     def _on_gossip_object(self, obj: ChainObject, peer: ID) -> None:
         self._note_stored(obj)
         self.counters.gossip_stored += 1
-        if isinstance(obj, Proposal) and not self.store.has(obj.script):
-            self._blobs_wanted.setdefault(obj.script, (peer, 0, 0.0))
-            self._blob_wake.set()
+        if isinstance(obj, Proposal) and self._blobs is not None:
+            self._blobs.want(obj.script, peer)
+
+    def _on_blob(self, obj: ChainObject) -> None:
+        self._note_stored(obj)
+        self.counters.blobs_fetched += 1
 
     def _on_missing(self, arena_id: bytes, peer: ID) -> None:
         self.request_sync(peer)
@@ -232,101 +239,9 @@ class Network:
         if self.host is not None:  # so the library's auto-connector does not dial it again
             self.host.get_peerstore().clear_addrs(peer)
         if self._nursery is not None:
-            self._nursery.start_soon(self._disconnect, peer)
-
-    async def _disconnect(self, peer: ID) -> None:
-        try:
-            await self._host.disconnect(peer)
-        except Exception as e:  # the connection may already be gone
-            log.debug("disconnecting %s: %s", peer, e)
-
-    def _peer_addrs(self) -> list[str]:
-        """Where connected peers listen, as others can dial them: a peer's wildcard address
-        takes the IP its connection to us comes from; loopback ones only for loopback peers."""
-        out = []
-        store = self._host.get_peerstore()
-        network = self._host.get_network()
-        for peer in self.connected():
-            conns = network.get_connections(peer)
-            remote_ip = next((ip for c in conns[:1] for a in c.get_transport_addresses()
-                              if (ip := _ip4(str(a)))), None)
-            for addr in store.addrs(peer)[:4]:
-                text = str(addr)
-                if "/tcp/" not in text or "/ws" in text or not text.startswith("/ip4/"):
-                    continue
-                if text.startswith("/ip4/0.0.0.0/"):
-                    if remote_ip is None:
-                        continue
-                    text = dialable(text, [remote_ip])[0]
-                if text.startswith("/ip4/127.") and not (remote_ip or "").startswith("127."):
-                    continue
-                out.append(text if "/p2p/" in text else f"{text}/p2p/{peer}")
-        return list(dict.fromkeys(out))
+            self._nursery.start_soon(disconnect, self._host, peer)
 
     # -- loops ---------------------------------------------------------------------
-    async def _dial_loop(self) -> None:
-        from node.p2p.discovery import bootstrap_addrs, watch_mdns
-
-        stop_mdns = None
-        if self.config.mdns:
-            token = trio.lowlevel.current_trio_token()
-            stop_mdns = watch_mdns(lambda info: token.run_sync_soon(self._dial_info_soon, info))
-        try:
-            while True:
-                boot = bootstrap_addrs(self.config.bootstrap, self.store.arenas(), self.peer_id)
-                connected = {str(p) for p in self.connected()}
-                for text in boot:
-                    if text.rsplit("/p2p/", 1)[-1] not in connected:
-                        self._dial_soon(text)
-                if 0 < len(connected) < self.config.target_peers:
-                    await self._exchange_peers(connected)
-                for peer in self.connected():
-                    if self.peers.is_banned(peer):
-                        await self._disconnect(peer)
-                await trio.sleep(self.config.dial_interval_s)
-        finally:
-            if stop_mdns is not None:
-                stop_mdns()
-
-    async def _exchange_peers(self, connected: set[str]) -> None:
-        peer = random.choice(self.connected())
-        try:
-            addrs = await reqresp.get_peer_addrs(self._host, peer, timeout=5)
-        except Exception as e:  # a peer that cannot answer this is simply not asked again now
-            log.debug("peer exchange with %s failed: %s", peer, e)
-            return
-        for text in addrs[:4]:
-            pid = text.rsplit("/p2p/", 1)[-1]
-            if pid != self.peer_id and pid not in connected:
-                self._dial_soon(text)
-
-    def _dial_info_soon(self, info: Any) -> None:
-        if self._nursery is not None and info.peer_id != self._host.get_id():
-            self._nursery.start_soon(self._dial, None, info)
-
-    def _dial_soon(self, text: str) -> None:
-        if text in self._dialing or self._nursery is None:
-            return
-        self._dialing.add(text)
-        self._nursery.start_soon(self._dial, text, None)
-
-    async def _dial(self, text: str | None, info: Any) -> None:
-        from libp2p.peer.peerinfo import info_from_p2p_addr
-        from multiaddr import Multiaddr
-
-        try:
-            if info is None:
-                info = info_from_p2p_addr(Multiaddr(text))
-            if self.peers.is_banned(info.peer_id):
-                return
-            with trio.move_on_after(10):
-                await self._host.connect(info)
-        except Exception as e:  # unreachable peers are normal; retried on the next round
-            log.debug("dial %s failed: %s", text or info, e)
-        finally:
-            if text is not None:
-                self._dialing.discard(text)
-
     async def _sync_loop(self) -> None:
         next_round = trio.current_time() + self.config.sync_interval_s
         while True:
@@ -407,51 +322,6 @@ class Network:
         except Exception as e:  # no peers yet, or a peer went away mid-send: sync covers it
             log.debug("publishing %s: %s", obj.hex[:12], e)
 
-    async def _blob_loop(self) -> None:
-        while True:
-            with trio.move_on_after(self.config.watch_interval_s):
-                await self._blob_wake.wait()
-            self._blob_wake = trio.Event()
-            now = trio.current_time()
-            for blob_id, (hint, tries, when) in list(self._blobs_wanted.items()):
-                if when > now:
-                    continue
-                if self.store.has(blob_id) or tries >= 8:
-                    del self._blobs_wanted[blob_id]
-                    continue
-                # The peer that sent the proposal first (it validated it, and most likely
-                # holds the script), then a few others; retries back off.
-                others = [p for p in self.connected() if p != hint]
-                random.shuffle(others)
-                candidates = ([hint] if hint is not None and tries == 0 else []) + others[:3]
-                got = await self._fetch_blob(blob_id, candidates)
-                if got:
-                    del self._blobs_wanted[blob_id]
-                else:
-                    self._blobs_wanted[blob_id] = (None, tries + 1, now + 0.2 * 2**tries)
-
-    async def _fetch_blob(self, blob_id: bytes, candidates: list[ID]) -> bool:
-        for peer in candidates:
-            try:
-                (obj,) = await reqresp.get_objects(self._host, peer, [blob_id], timeout=20)
-            except reqresp.PeerAnswerError as e:
-                self.peers.invalid(peer, str(e))
-                continue
-            except Exception as e:  # peer gone or slow: try the next
-                log.debug("blob %s from %s: %r", blob_id.hex()[:12], peer, e)
-                continue
-            if obj is None:
-                continue
-            try:
-                self.store.add(obj)
-            except ChainError as e:
-                self.peers.invalid(peer, f"blob {blob_id.hex()[:12]}: {e}")
-                continue
-            self._note_stored(obj)
-            self.counters.blobs_fetched += 1
-            return True
-        return False
-
     async def _announce_loop(self) -> None:
         assert self._gossip is not None
         last: dict[bytes, tuple[bytes, int]] = {}
@@ -484,8 +354,3 @@ class Network:
         tmp.write_text(json.dumps(self.snapshot(), indent=1, sort_keys=True, default=str))
         os.replace(tmp, path)
 
-
-def _ip4(addr: str) -> str | None:
-    """The IPv4 address of a multiaddr's text ("/ip4/1.2.3.4/tcp/..."), or None."""
-    parts = addr.split("/")
-    return parts[2] if len(parts) > 2 and parts[1] == "ip4" else None
