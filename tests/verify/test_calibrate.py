@@ -1,0 +1,56 @@
+"""Neutral perturbations (verify.calibrate) and seed grinding against the verifier's own seeds."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+from conftest import small_arena
+
+from chain.seeds import derive_seeds, seed_proof
+from model.arenas import reference_script
+from verify.calibrate import NoKnobError, neutral_variants, perturb
+from verify.check import run_check
+
+
+def test_perturb_changes_one_constant_only():
+    ref = reference_script("tiny")
+    out = perturb(ref, "INIT_STD", 1.005)
+    changed = [(a, b) for a, b in zip(ref.splitlines(), out.splitlines(), strict=True) if a != b]
+    assert changed == [(b"INIT_STD = 0.02  # std of the normal init", b"INIT_STD = 0.0201  # std of the normal init")]
+    with pytest.raises(NoKnobError):
+        perturb(b"X = 1\n", "INIT_STD", 2.0)
+
+
+def test_neutral_variants_are_distinct_and_compile():
+    ref = reference_script("tiny")
+    variants = neutral_variants(ref, 20)
+    assert len(variants) == 20 and len({v for _, v in variants}) == 20 and ref not in {v for _, v in variants}
+    for name, v in variants:
+        compile(v, name, "exec")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_seed_grinding_does_not_pass(verifier_key, test_launcher):
+    """The author tries 6 neutral variants on a seed of its choosing and submits the luckiest.
+
+    The arena's real margin (tiny: 3000 ubpb) is used; the verifier checks on
+    seeds from its own signature over the proposal, which the author could not
+    know, and the luck does not carry over.
+    """
+    arena, blob = small_arena(verifier_key, margin_ubpb="3000")
+    ref = blob.data
+    author_seed = [1234]
+    cache: dict = {}
+    tried = []
+    for name, script in neutral_variants(ref, 6):
+        r = run_check(ref, script, arena, author_seed, threads=1, parent_cache=cache, launcher=test_launcher)
+        tried.append((r.parent_ubpb[0] - r.candidate_ubpb[0], name, script))
+    gain, name, best = max(tried)
+    seeds = derive_seeds(seed_proof(verifier_key, b"p" * 32), 3)
+    r = run_check(ref, best, arena, seeds, threads=1, launcher=test_launcher)
+    assert r.verdict == "no_gain", (name, gain, r.detail)
+    # what the author saw on its own seed is not what the verifier measures
+    assert r.decision is not None and r.decision.mean_gain < max(gain, arena.margin_ubpb)
+    assert statistics.mean(g for g, _, _ in tried) < gain
