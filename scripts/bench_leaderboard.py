@@ -84,6 +84,17 @@ def build_store(home: Path, commits: int) -> dict[str, str]:
         return {"arena": arena.hex[:12], "head": head.hex()}
 
 
+def reuse_store(home: Path, commits: int) -> dict[str, str] | None:
+    """The ids of a store built by an earlier run with as many commits, else None (build anew)."""
+    with Store.open(home) as s:
+        arenas = s.arenas()
+        if len(arenas) != 1 or s.counts()["proposal"] != commits:
+            raise SystemExit(f"{home} holds another store: remove it or pick another --store")
+        arena = arenas[0]
+        accepted = [p for p in s.proposals(arena.id) if len(s.attestations(arena.id, p.id)) == 3]
+        return {"arena": arena.hex[:12], "head": accepted[-1].id.hex()}
+
+
 def write_forever(home: Path, rate: float, seconds: float) -> None:
     """The writer process of the "under writes" rows: a no_gain verdict on pending proposals, `rate`/s."""
     with Store.open(home) as s:
@@ -250,6 +261,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="1,000 commits and 500 requests per row")
     ap.add_argument("--write-rate", type=float, default=5.0,
                     help="objects/s a separate writer process stores during the 'under writes' rows (0: skip)")
+    ap.add_argument("--store", type=Path, default=None,
+                    help="keep the store in this directory and reuse it on later runs (default: a fresh temp dir)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--writer", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--write-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
@@ -260,9 +273,11 @@ def main() -> int:
     commits = args.commits or (1_000 if args.quick else 10_000)
     requests = args.requests or (500 if args.quick else 3_000)
     with tempfile.TemporaryDirectory(prefix="ratchet-bench-lb-") as tmp:
-        home = Path(tmp) / "home"
+        home = args.store or Path(tmp) / "home"
         t = time.perf_counter()
-        ids = build_store(home, commits)
+        ids = reuse_store(home, commits) if args.store and (home / "chain.sqlite3").exists() else None
+        if ids is None:
+            ids = build_store(home, commits)
         build_s = time.perf_counter() - t
         t = time.perf_counter()
         proc, base = start_server(home)

@@ -18,14 +18,17 @@ from node.context import Context
               help="Requests a client may make at once before the rate applies.")
 @click.option("--poll", type=click.FloatRange(0.05, 60), default=0.5, show_default=True,
               help="Seconds between checks of the store for live updates.")
+@click.option("--builder", type=click.Choice(["process", "thread"]), default="process", show_default=True,
+              help="Where snapshots of the chain are computed: a separate process keeps pages fast "
+                   "while a large chain changes; a thread uses less memory.")
 @click.pass_obj
-def serve(ctx: Context, host: str, port: int, rate: float, burst: int, poll: float) -> None:
+def serve(ctx: Context, host: str, port: int, rate: float, burst: int, poll: float, builder: str) -> None:
     """Serve the leaderboard: chain, contributors, verifiers, live updates and a JSON API under /api/."""
     from chain.errors import StoreError
     from leaderboard.app import Settings
     from leaderboard.server import serve_forever
 
-    settings = Settings(poll_s=poll, rate=rate, burst=burst)
+    settings = Settings(poll_s=poll, rate=rate, burst=burst, builder=builder)
 
     def ready(url: str) -> None:
         click.echo(f"leaderboard: {url}/  (store {ctx.home}; Ctrl-C stops)", err=False)
