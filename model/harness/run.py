@@ -160,7 +160,7 @@ class _Run:
                 return self._result("invalid", "protocol_error", e.what, None, log_path, proc)
             except EvalFailure as e:
                 return self._result(e.status, e.reason, e.detail, None, log_path, proc)
-            if val_bpb > DIVERGED_BPB:
+            if val_bpb > DIVERGED_BPB + 1e-9:  # uniform logits score 8 exactly, up to rounding
                 return self._result("invalid", "diverged", f"val_bpb {val_bpb:.3f} is worse than uniform",
                                     val_bpb, log_path, proc)
             return self._result("ok", "", "", val_bpb, log_path, proc)

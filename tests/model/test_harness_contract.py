@@ -88,3 +88,39 @@ def test_a_worker_that_never_starts_is_the_environments_fault(argv: list[str], c
         run_script(script(BIGRAM), replace(SMALL, wall_cap_s=cap), 1, launcher=ScriptedLauncher(argv), threads=1)
     if "sh" in argv[0]:
         assert "no python here" in str(e.value)
+
+
+SHAPES = '''
+import torch
+
+def train(feed):
+    seen = []
+    for shape in [(4, 64), (4, 64), (2, 32)]:
+        x, y = feed.batch(*shape)
+        assert x.shape == y.shape == shape and x.dtype == torch.int64
+        assert torch.equal(x[:, 1:], y[:, :-1])  # y is x shifted by one byte
+        seen.append(x.numel())
+    while feed.batch(2, 32) is not None:
+        seen.append(64)
+    print("script_tokens:", sum(seen), "feed_tokens:", feed.tokens_seen, "progress:", feed.progress())
+    return lambda x: torch.zeros(*x.shape, 256)
+'''
+
+
+def test_batches_are_shifted_pairs_and_a_dropped_prefetch_counts() -> None:
+    r = run(SHAPES)
+    assert r.ok, r.detail
+    # The worker prefetched one more (4, 64) batch before the shape changed: served, counted, unused.
+    assert f"script_tokens: {r.tokens - 256} feed_tokens: {r.tokens - 256} progress: 1.0" in r.detail
+    assert r.val_bpb == pytest.approx(8.0)  # uniform logits: exactly 8 bits per byte
+
+
+def test_reference_tiny_is_bitwise_reproducible() -> None:
+    from dataclasses import replace
+
+    from model.arenas import reference_script
+
+    cfg = replace(SMALL, budget_value=8192)
+    a = run_script(reference_script("tiny"), cfg, 9, launcher=DirectLauncher(), threads=1)
+    b = run_script(reference_script("tiny"), cfg, 9, launcher=DirectLauncher(), threads=1)
+    assert a.ok and b.ok and a.val_bpb == b.val_bpb and a.tokens == b.tokens
