@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         start_all(nodes, [*verifiers, contributor], rng)
         if searcher is not None:
             searcher.start()
-        print(f"  started {len(everyone)} processes in {time.monotonic() - t_start:.0f}s", flush=True)
+        print(f"  started {len(everyone)} processes, {time.monotonic() - t_start:.0f}s after the start", flush=True)
         chaos(everyone, contributor, args, rng)
         for p in everyone:  # bring back whatever is down
             if not p.alive:
@@ -286,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         t_drain = time.monotonic()
         drain(verifiers, args.drain)
         result["drain_s"] = time.monotonic() - t_drain
+        print(f"  chaos over, verifiers drained in {result['drain_s']:.0f}s "
+              f"({time.monotonic() - t_start:.0f}s after the start)", flush=True)
         running = [p for p in everyone if p.role != "contribute"]
         t_conv = time.monotonic()
         ok, n_objects, polls = False, 0, 0
@@ -304,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for p in everyone:
             p.stop()
+    t_final = time.monotonic()
     result.update(final_check(everyone, arena_id))
+    result["final_check_s"] = time.monotonic() - t_final
     result["objects"] = n_objects
     result["wall_s"] = time.monotonic() - t_start
     print_table(everyone, result)
