@@ -16,7 +16,9 @@ would count every process of the verifier's uid on the machine. So
 `preexec` (in the child, before exec of bwrap) sets the per-process limits
 that inherit cleanly (address space, open files, file size, CPU seconds, no
 core dumps), and a few lines of Python run as the sandbox's first process
-(the shim) set RLIMIT_NPROC where it counts only the sandbox's own tasks:
+(the shim) install a seccomp filter that refuses new user namespaces (where
+a script would be root over its own mounts: unlimited tmpfs, a reset task
+count) and set RLIMIT_NPROC where it counts only the sandbox's own tasks:
 - verifier not root: inside the sandbox's new user namespace (uid 65534
   there), so the count is per (that namespace, uid);
 - verifier root: a user namespace could only map uid 0, which the limit
@@ -49,18 +51,36 @@ ENV_KEEP = ("PATH", "PYTHONPATH", "HOME", "TMPDIR", "PYTHONHASHSEED", "PYTHONDON
             "CUDA_VISIBLE_DEVICES")
 GIB = 1 << 30
 
-# Runs first inside the sandbox (python -I -S -c): the task limit, counted in this
-# user namespace only; then the environment allow-list; then exec of the real argv.
-_SHIM = (
-    "import os,resource,sys\n"
-    "n=int(sys.argv[1]);keep=sys.argv[2].split(',');uid=int(sys.argv[3]);argv=sys.argv[5:]\n"
-    "resource.setrlimit(resource.RLIMIT_NPROC,(n,n))\n"
-    "if uid>=0:\n"
-    " os.setgroups([]);os.setgid(uid);os.setuid(uid)\n"
-    " if os.getuid()!=uid or os.geteuid()!=uid:raise SystemExit('sandbox: could not drop to uid %d'%uid)\n"
-    "env={k:v for k,v in os.environ.items() if k in keep}\n"
-    "os.execve(argv[0],argv,env)\n"
-)
+# Runs first inside the sandbox (python -I -S -c): the task limit, counted per sandbox;
+# a seccomp filter refusing new user namespaces (clone/unshare with CLONE_NEWUSER,
+# clone3 whose flags it cannot read: ENOSYS makes libc fall back to clone); then the
+# drop to the run's uid (root mode), the environment allow-list and exec of the worker.
+_SHIM = """
+import ctypes, os, platform, resource, struct, sys
+n, keep, uid, argv = int(sys.argv[1]), sys.argv[2].split(","), int(sys.argv[3]), sys.argv[5:]
+resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
+ARCH = {"x86_64": (0xC000003E, 56, 272, 435), "aarch64": (0xC00000B7, 220, 97, 435)}
+if platform.machine() in ARCH:
+    audit, clone, unshare, clone3 = ARCH[platform.machine()]
+    LD, JEQ, JSET, RET = 0x20, 0x15, 0x45, 0x06
+    ALLOW, EPERM, ENOSYS = 0x7FFF0000, 0x00050001, 0x00050026
+    prog = [(LD, 0, 0, 4), (JEQ, 1, 0, audit), (RET, 0, 0, ENOSYS), (LD, 0, 0, 0),
+            (0x35, 0, 1, 0x40000000), (RET, 0, 0, ENOSYS),
+            (JEQ, 0, 1, clone3), (RET, 0, 0, ENOSYS),
+            (JEQ, 1, 0, clone), (JEQ, 0, 3, unshare),
+            (LD, 0, 0, 16), (JSET, 0, 1, 0x10000000), (RET, 0, 0, EPERM),
+            (RET, 0, 0, ALLOW)]
+    buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+    fprog = struct.pack("HxxxxxxP", len(prog), ctypes.addressof(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.c_char_p(fprog), 0, 0):
+        raise SystemExit("sandbox: seccomp filter refused: errno %d" % ctypes.get_errno())
+if uid >= 0:
+    os.setgroups([]); os.setgid(uid); os.setuid(uid)
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise SystemExit("sandbox: could not drop to uid %d" % uid)
+os.execve(argv[0], argv, {k: v for k, v in os.environ.items() if k in keep})
+"""
 
 
 class SandboxError(Exception):

@@ -253,3 +253,21 @@ def test_wrap_puts_tmp_before_binds_under_it(tmp_path):
     assert "--unshare-net" in argv or "--unshare-all" in argv
     assert "--die-with-parent" in argv and "--new-session" in argv
     assert argv[-1] == "python"
+
+
+def test_nested_user_namespaces_are_refused(tmp_path):
+    r = sandboxed("""
+        import os, subprocess, threading
+        r = subprocess.run(["unshare", "-U", "true"], capture_output=True)
+        print("UNSHARE", r.returncode)
+        t = threading.Thread(target=lambda: print("THREAD_OK"))
+        t.start(); t.join()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(7)
+        print("FORK_OK", os.waitpid(pid, 0)[1] >> 8)
+        print("SPAWN_OK", subprocess.run(["true"]).returncode)
+    """, tmp_path / "work")
+    assert "UNSHARE" in r.stdout and "UNSHARE 0" not in r.stdout, r.stdout + r.stderr
+    # threads, fork and subprocesses still work under the filter
+    assert "THREAD_OK" in r.stdout and "FORK_OK 7" in r.stdout and "SPAWN_OK 0" in r.stdout
