@@ -12,6 +12,7 @@ from the store itself when it is rendered.
 from __future__ import annotations
 
 import copyreg
+import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -153,6 +154,8 @@ _worker_store: Store | None = None
 def open_worker(home: str) -> None:
     """Initializer of the builder process: its own store connection, kept for its lifetime."""
     global _worker_store
+    # Ctrl-C reaches the whole process group: the server stops this process itself, quietly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_store = Store.open(Path(home))
 
 
