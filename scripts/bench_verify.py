@@ -147,7 +147,8 @@ def main() -> int:
     ap.add_argument("--variants", type=int, default=20)
     ap.add_argument("--seeds", type=int, default=3, help="seeds per check")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads per run (1: OpenMP spinning on a loaded machine distorts timings)")
     ap.add_argument("--small-eval", action="store_true", help="the test suite's small data/eval settings")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: overhead,neutral,hostile")
     args = ap.parse_args()
@@ -196,8 +197,11 @@ def main() -> int:
         ])
     if "hostile" not in skip:
         print("\n[4] hostile suite", flush=True)
-        hostile_arena, _ = build_arena("tiny", key, [key.public], 1, overrides={
-            **SMALL_EVAL, "budget_value": "60000", "wall_cap_s": "15"})
+        def hostile_arena(cap: int):
+            return build_arena("tiny", key, [key.public], 1, overrides={
+                **SMALL_EVAL, "budget_value": "60000", "wall_cap_s": str(cap)})[0]
+
+        capped, roomy = hostile_arena(15), hostile_arena(600)
         small_launcher = BubblewrapLauncher(Limits(memory_bytes=2 << 30, tmpfs_bytes=256 << 20,
                                                    max_file_bytes=128 << 20))
         detected = expected = 0
@@ -205,7 +209,8 @@ def main() -> int:
             script = (HOSTILE / name).read_text().replace("__PORT__", "9").replace("__TOKEN__", "bench")
             script = script.replace("__CANARY_FILE__", "/root/.ratchet/keys/identity.pem")
             script = script.replace("__CANARY_DIR__", "/root/.ratchet")
-            r = run_check(ref, script.encode(), hostile_arena, [7_654_321], threads=1,
+            arena_h = capped if want == "invalid:timeout" else roomy
+            r = run_check(ref, script.encode(), arena_h, [7_654_321], threads=1,
                           launcher=small_launcher)
             detected += r.verdict != "improves"
             expected += r.verdict == want
