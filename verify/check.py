@@ -59,19 +59,19 @@ class CheckResult:
         return self.decision is not None
 
 
-def make_launcher(unsafe_no_sandbox: bool) -> Any:
+def make_launcher(unsafe_no_sandbox: bool, device: str = "cpu") -> Any:
     """The sandbox launcher, or DirectLauncher with a warning when the operator opted out."""
     if unsafe_no_sandbox:
         from model.harness import DirectLauncher
 
         print(UNSAFE_WARNING, file=sys.stderr, flush=True)
         return DirectLauncher()
-    from verify.sandbox import BubblewrapLauncher, sandbox_available
+    from verify.sandbox import launcher_for_device, sandbox_available
 
     missing = sandbox_available()
     if missing is not None:
         raise NoSandboxError(missing)
-    return BubblewrapLauncher()
+    return launcher_for_device(device)
 
 
 def run_check(parent_script: bytes, candidate_script: bytes, arena: Arena, seeds: list[int], *,
@@ -91,13 +91,13 @@ def run_check(parent_script: bytes, candidate_script: bytes, arena: Arena, seeds
     if arena.harness != HARNESS_VERSION:
         raise HarnessMismatchError(arena.harness, HARNESS_VERSION)
     flags = [FLAG_UNSAFE] if unsafe_no_sandbox else []
+    config = harness_config(arena)
     if launcher is None:
-        launcher = make_launcher(unsafe_no_sandbox)
+        launcher = make_launcher(unsafe_no_sandbox, config.device)
     acc = _Acc(seeds, flags, start)
     if len(candidate_script) > arena.max_script_bytes:
         return acc.fail("invalid:script_too_large",
                         f"script of {len(candidate_script)} bytes; the arena allows {arena.max_script_bytes}")
-    config = harness_config(arena)
     parent_key = hashlib.sha256(parent_script).digest()
     cache: ParentCache = parent_cache if parent_cache is not None else {}
 

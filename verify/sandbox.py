@@ -145,6 +145,9 @@ class BubblewrapLauncher:
         cmd += ["--proc", "/proc", "--dev", "/dev"]
         for dev in self.devices:
             cmd += ["--dev-bind", dev, dev]
+        if self.devices:  # the CUDA driver reads PCI topology from sysfs
+            cmd += ["--ro-bind-try", "/sys/bus", "/sys/bus", "--ro-bind-try", "/sys/devices", "/sys/devices",
+                    "--ro-bind-try", "/sys/module/nvidia", "/sys/module/nvidia"]
         cmd += ["--size", str(lim.tmpfs_bytes), "--perms", "1777", "--tmpfs", "/dev/shm"]
         # /tmp first: a bind under /tmp made before it would be hidden by the tmpfs.
         cmd += ["--size", str(lim.tmpfs_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
@@ -190,6 +193,22 @@ class BubblewrapLauncher:
             resource.setrlimit(resource.RLIMIT_AS, (lim.memory_bytes, lim.memory_bytes))
         if lim.cpu_seconds is not None:
             resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds))
+
+
+def gpu_devices(index: int = 0) -> tuple[str, ...]:
+    """Device nodes of one NVIDIA GPU and the driver's control nodes (those that exist here)."""
+    names = [f"/dev/nvidia{index}", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools",
+             "/dev/nvidia-modeset"]
+    return tuple(n for n in names if os.path.exists(n))
+
+
+def launcher_for_device(device: str) -> BubblewrapLauncher:
+    """The sandbox for an arena's device: a GPU run gets its GPU's nodes and no address-space
+    limit (CUDA reserves far more virtual memory than it uses)."""
+    if device.startswith("cuda"):
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        return BubblewrapLauncher(Limits(memory_bytes=None), devices=gpu_devices(index))
+    return BubblewrapLauncher()
 
 
 def _interpreter_paths() -> list[Path]:

@@ -271,3 +271,18 @@ def test_nested_user_namespaces_are_refused(tmp_path):
     assert "UNSHARE" in r.stdout and "UNSHARE 0" not in r.stdout, r.stdout + r.stderr
     # threads, fork and subprocesses still work under the filter
     assert "THREAD_OK" in r.stdout and "FORK_OK 7" in r.stdout and "SPAWN_OK 0" in r.stdout
+
+
+def test_gpu_launcher_binds_only_existing_device_nodes(tmp_path):
+    from verify.sandbox import gpu_devices, launcher_for_device
+
+    cpu = launcher_for_device("cpu")
+    assert cpu.devices == () and cpu.limits.memory_bytes is not None
+    gpu = launcher_for_device("cuda:0")
+    assert gpu.limits.memory_bytes is None
+    assert gpu.devices == gpu_devices(0) and all(Path(d).exists() for d in gpu.devices)
+    work = tmp_path / "work"
+    work.mkdir()
+    argv = gpu.wrap(["python"], workdir=work, readable=[])
+    for dev in gpu.devices:
+        assert argv[argv.index(dev) - 1] == "--dev-bind"
