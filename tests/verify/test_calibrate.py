@@ -46,6 +46,7 @@ def test_seed_grinding_does_not_pass(verifier_key, test_launcher):
     tried = []
     for name, script in neutral_variants(ref, 6):
         r = run_check(ref, script, arena, author_seed, threads=1, parent_cache=cache, launcher=test_launcher)
+        assert r.measured, (name, r.verdict, r.detail)
         tried.append((r.parent_ubpb[0] - r.candidate_ubpb[0], name, script))
     gain, name, best = max(tried)
     seeds = derive_seeds(seed_proof(verifier_key, b"p" * 32), 3)
