@@ -296,5 +296,6 @@ def test_builder_process_survives_being_killed(world: World) -> None:
                     return (await r.json())["arena"]["head"]["id"] == world.pending.id.hex()
 
             await poll(accepted, timeout=30)
+        assert [p for p in multiprocessing.active_children() if p.is_alive()] == []  # closed with the app
 
     run(go(), timeout=60)

@@ -19,6 +19,26 @@ def _ratchet(home: Path, *args: str) -> list[str]:
     return [sys.executable, "-c", "from node.cli import main; main()", "--home", str(home), *args]
 
 
+def _children(pid: int) -> list[int]:
+    """Live child processes of `pid` (from /proc: Linux only, like the sandbox)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
@@ -40,10 +60,16 @@ def test_serve_process_answers_and_stops_on_sigterm(world: World) -> None:
         assert body["arenas"][0]["head"]["id"] == world.accepted[-1].id.hex()
         with urllib.request.urlopen(url + "/", timeout=10) as r:
             assert "val_bpb over chain height" in r.read().decode()
+        builders = _children(proc.pid)
+        assert builders  # the snapshot builder (and multiprocessing's resource tracker)
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         assert time.monotonic() - started < 10
+        deadline = time.monotonic() + 15  # the resource tracker leaves once its pipe closes
+        while any(_alive(pid) for pid in builders) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in builders)
     finally:
         if proc.poll() is None:
             proc.kill()
