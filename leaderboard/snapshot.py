@@ -12,7 +12,9 @@ from the store itself when it is rendered.
 from __future__ import annotations
 
 import copyreg
+import os
 import signal
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from chain.objects import Arena, Attestation, load_trusted
 from chain.store import Store
 
 RECENT_EVENTS = 16
+PARENT_CHECK_S = 0.5
 
 # An Arena crosses the process boundary as its validated bytes (objects refuse attribute setting).
 copyreg.pickle(Arena, lambda a: (load_trusted, (a.encode(), a.id)))
@@ -157,6 +160,14 @@ def open_worker(home: str) -> None:
     # Ctrl-C reaches the whole process group: the server stops this process itself, quietly.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_store = Store.open(Path(home))
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A server killed outright (SIGKILL) cannot stop its pool: leave once it is gone."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def build_in_worker() -> Snapshot:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import subprocess
@@ -72,8 +73,32 @@ def test_serve_process_answers_and_stops_on_sigterm(world: World) -> None:
         assert not any(_alive(pid) for pid in builders)
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+            proc.terminate()  # graceful: the server stops its builder process too
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@pytest.mark.timeout(60)
+def test_builder_process_leaves_with_a_killed_server(world: World) -> None:
+    proc = subprocess.Popen(_ratchet(world.home, "serve", "--port", "0"), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert _read_line(proc, 30).startswith("leaderboard: ")
+        kids = _children(proc.pid)
+        assert kids
+    finally:
+        proc.kill()  # SIGKILL: the server cannot stop its builder itself
+        proc.wait(timeout=10)
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in kids if _alive(pid)]
+    for pid in left:  # never leave a stray process behind, even when failing
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
 
 
 def test_serve_reports_a_busy_port(world: World) -> None:
