@@ -90,7 +90,7 @@ async def running_networks(homes: list[Any], bootstrap_first: bool = True,
         yield nets
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, poll: float = 0.05) -> None:
+async def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, poll: float = 0.05) -> None:
     """Poll `predicate` until true; fail with a clear error after `timeout` seconds."""
     with trio.move_on_after(timeout):
         while not predicate():
@@ -126,7 +126,7 @@ def poll(predicate: Callable[[], Any], timeout: float, what: str, every: float =
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def ratchet(home: Path, *args: str, timeout: float = 60, env: dict[str, str] | None = None,
+def ratchet(home: Path, *args: str, timeout: float = 180, env: dict[str, str] | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run one `ratchet --home HOME ...` command to completion."""
     proc = subprocess.run([*CLI, "--home", str(home), *args], capture_output=True, text=True,
@@ -155,7 +155,7 @@ class NodeProc:
             return None
         return data if data.get("pid") == self.proc.pid else None
 
-    def addr(self, timeout: float = 30) -> str:
+    def addr(self, timeout: float = 90) -> str:
         status = poll(self.status, timeout, f"{self.role} in {self.home} to start")
         return status["addrs"][0]
 
@@ -163,7 +163,7 @@ class NodeProc:
         status = self.status()
         return len(status["peers"]) if status else 0
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int | None:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:

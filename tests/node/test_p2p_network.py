@@ -12,7 +12,7 @@ from chain.builders import key, make_attestation, make_proposal
 from chain.consensus import state_for
 from chain.store import Store
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(240)
 
 
 def _fill(home: Path, objs: list) -> None:  # type: ignore[type-arg]
@@ -33,7 +33,7 @@ def test_a_fresh_node_syncs_a_chain_and_reaches_the_same_head(tmp_path: Path) ->
             assert state_for(b.store, arena.id).head == props[-1].id == state_for(a.store, arena.id).head
             assert b.counters.pulled == want
 
-    run_trio(main, 60)
+    run_trio(main, 180)
 
 
 def test_gossip_delivers_proposals_attestations_and_blobs_to_every_node(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_gossip_delivers_proposals_attestations_and_blobs_to_every_node(tmp_path
             await wait_until(lambda: len(a.connected()) == 2 and len(c.connected()) >= 1)
             prop, blob = make_proposal(key(10), arena, arena.id, script=b"# new script\n" * 100)
             a.store.add(blob)
-            await wait_until(lambda: _mesh_ready(a), 10)
+            await wait_until(lambda: _mesh_ready(a))
             assert await a.publish(prop)
             await wait_until(lambda: b.store.has(prop.id) and c.store.has(prop.id))
             await wait_until(lambda: b.store.has(blob.id) and c.store.has(blob.id))
@@ -56,7 +56,7 @@ def test_gossip_delivers_proposals_attestations_and_blobs_to_every_node(tmp_path
             await wait_until(lambda: a.store.has(att.id) and b.store.has(att.id))
             assert b.counters.gossip_stored >= 2 or b.counters.pulled >= 2
 
-    run_trio(main, 60)
+    run_trio(main, 180)
 
 
 def _mesh_ready(net) -> bool:  # type: ignore[no-untyped-def]
@@ -77,10 +77,10 @@ def test_objects_written_by_another_process_are_gossiped(tmp_path: Path) -> None
             with Store.open(homes[0]) as other:  # a second handle, as `ratchet propose` opens it
                 other.add(blob)
                 other.add(prop)
-            await wait_until(lambda: b.store.has(prop.id) and b.store.has(blob.id), 15)
+            await wait_until(lambda: b.store.has(prop.id) and b.store.has(blob.id))
             assert a.counters.published >= 1
 
-    run_trio(main, 40)
+    run_trio(main, 180)
 
 
 async def _rogue_publishes(node, arena_id: bytes, kind: str, payload: bytes) -> None:  # type: ignore[no-untyped-def]
@@ -99,13 +99,13 @@ async def _rogue_publishes(node, arena_id: bytes, kind: str, payload: bytes) -> 
             name = topic(arena_id, kind)
             await pubsub.subscribe(name)
             await wait_until(lambda: rogue.get_id() in node.connected())
-            for _ in range(25):  # until the node hears it (the mesh forms asynchronously)
+            for _ in range(150):  # until the node hears it (the mesh forms asynchronously)
                 await pubsub.publish(name, payload)
                 if node.peers.is_banned(rogue.get_id()):
                     break
                 await trio.sleep(0.2)
-            await wait_until(lambda: node.peers.is_banned(rogue.get_id()), 10)
-            await wait_until(lambda: rogue.get_id() not in node.connected(), 10)
+            await wait_until(lambda: node.peers.is_banned(rogue.get_id()))
+            await wait_until(lambda: rogue.get_id() not in node.connected())
 
 
 def test_invalid_and_oversized_gossip_bans_and_disconnects_the_sender(tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_invalid_and_oversized_gossip_bans_and_disconnects_the_sender(tmp_path: 
             assert a.counters.bans == 2
             assert not a.store.has(prop.id)
 
-    run_trio(main, 60)
+    run_trio(main, 180)
 
 
 def test_attestations_from_keys_outside_the_verifier_set_count_for_nothing(tmp_path: Path) -> None:
@@ -142,7 +142,7 @@ def test_attestations_from_keys_outside_the_verifier_set_count_for_nothing(tmp_p
             assert "not in the verifier set" in next(iter(a.peers.summary().values()))["last_reason"]
             assert state_for(a.store, arena.id).commits[props[0].id].votes == {}
 
-    run_trio(main, 40)
+    run_trio(main, 180)
 
 
 def test_a_bad_request_bans_the_peer(tmp_path: Path) -> None:
@@ -160,9 +160,9 @@ def test_a_bad_request_bans_the_peer(tmp_path: Path) -> None:
             await rogue.connect(info_from_p2p_addr(Multiaddr(a.addrs[0])))
             stream = await rogue.new_stream(a.host.get_id(), [TProtocol(reqresp.PROTOCOL)])
             await stream.write((10**8).to_bytes(4, "big"))
-            await wait_until(lambda: a.peers.is_banned(rogue.get_id()), 10)
-            await wait_until(lambda: rogue.get_id() not in a.connected(), 10)
+            await wait_until(lambda: a.peers.is_banned(rogue.get_id()))
+            await wait_until(lambda: rogue.get_id() not in a.connected())
             assert "exceeds the limit" in a.peers.summary()[str(rogue.get_id())]["last_reason"]
             _ = wire
 
-    run_trio(main, 30)
+    run_trio(main, 180)
