@@ -33,7 +33,11 @@ if TYPE_CHECKING:
 def propose(ctx: Context, script: Path, message: str, parent: str | None, claim_parent: float | None,
             claim_candidate: float | None, wait_s: float, listen: str | None, port: int | None,
             bootstrap: tuple[str, ...], mdns: bool | None, sync_interval: float) -> None:
-    """Sign SCRIPT as a proposal on the head of the arena and publish it."""
+    """Sign SCRIPT as a proposal on the head of the arena and publish it.
+
+    Works from a data directory holding only a key: without a local node it first
+    syncs the chain (arenas included) from the peers it connects to.
+    """
     from chain.errors import ChainError
     from chain.metrics import to_ubpb
     from node.commands.keys import load_key
@@ -46,7 +50,6 @@ def propose(ctx: Context, script: Path, message: str, parent: str | None, claim_
     )
 
     key = load_key(ctx)
-    arena = ctx.arena()
     store = ctx.store()
     claim = None
     if (claim_parent is None) != (claim_candidate is None):
@@ -58,7 +61,8 @@ def propose(ctx: Context, script: Path, message: str, parent: str | None, claim_
     def make() -> tuple[Proposal, Blob]:
         try:
             parent_id = store.resolve(parent) if parent else None
-            return build_proposal(key, store, arena, script_bytes, message, parent_id, claim)
+            # resolved here, after a fresh data directory has synced its arenas from peers
+            return build_proposal(key, store, ctx.arena(), script_bytes, message, parent_id, claim)
         except (ProposeError, ChainError) as e:
             raise click.ClickException(str(e)) from e
 
@@ -83,7 +87,14 @@ def propose(ctx: Context, script: Path, message: str, parent: str | None, claim_
             raise click.ClickException("no node runs on this data directory and no peer is known: "
                                        "start `ratchet node`, or pass --bootstrap MULTIADDR")
         say = (lambda text: None) if ctx.as_json else (lambda text: click.echo(f"  {text}"))
-        made, made_blob, confirmed = trio.run(propose_via_peers, ctx.home, store, config, make, wait_s, say)
+        try:
+            made, made_blob, confirmed = trio.run(propose_via_peers, ctx.home, store, config, make,
+                                                  wait_s, say)
+        except BaseExceptionGroup as group:  # make() refused inside trio's nursery
+            refused = group.subgroup(lambda e: isinstance(e, click.ClickException))
+            if refused is None:
+                raise
+            raise _first(refused) from None
         if made is None or made_blob is None:
             raise click.ClickException(f"no peer reachable within {wait_s:.0f}s; nothing was proposed")
         result = _result(made, made_blob, "peers")
@@ -91,6 +102,13 @@ def propose(ctx: Context, script: Path, message: str, parent: str | None, claim_
     ctx.emit(result, _summary(result))
     if not result["confirmed_by"]:
         raise SystemExit(1)
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
+    e: BaseException = group
+    while isinstance(e, BaseExceptionGroup):
+        e = e.exceptions[0]
+    return e
 
 
 def _result(proposal: Proposal, blob: Blob, via: str) -> dict:  # type: ignore[type-arg]

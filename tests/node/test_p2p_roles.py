@@ -51,11 +51,8 @@ def test_quorum_accepts_on_every_node_and_a_lying_verifier_changes_nothing(tmp_p
     """
     h = setup_homes(tmp_path, verifiers=3, quorum=2, others=2)
     relay_home, late_home = h["others"]
-    author = tmp_path / "author"
+    author = tmp_path / "author"  # holds only a key: propose syncs the arena first
     key(20).save(author / "keys" / "identity.pem")
-    with Store.open(author) as store:
-        store.add(h["arena"])
-        store.add(h["ref"])
     with node_processes() as start:
         relay = start(relay_home, "node")
         addr = relay.addr()
