@@ -288,6 +288,15 @@ def main(argv: list[str] | None = None) -> int:
         result["drain_s"] = time.monotonic() - t_drain
         print(f"  chaos over, verifiers drained in {result['drain_s']:.0f}s "
               f"({time.monotonic() - t_start:.0f}s after the start)", flush=True)
+        # The verifiers stop checking (a check still running may sign as it stops) and come back
+        # as plain relays on the same data directories, so whatever they signed last can spread
+        # and nothing new appears while convergence is measured.
+        for v in verifiers:
+            v.stop(timeout=60)
+            v.args = ["node", "--sync-interval", str(args.sync_interval)]
+            v.start()
+        for v in verifiers:
+            wait_for_status(v)
         running = [p for p in everyone if p.role != "contribute"]
         t_conv = time.monotonic()
         ok, n_objects, polls = False, 0, 0
@@ -310,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     result.update(final_check(everyone, arena_id))
     result["final_check_s"] = time.monotonic() - t_final
     result["objects"] = n_objects
+    result["ban_reasons"] = ban_reasons(everyone)
     result["wall_s"] = time.monotonic() - t_start
     print_table(everyone, result)
     if args.json:
@@ -419,16 +429,35 @@ def final_check(everyone: list[Proc], arena_id: bytes) -> dict[str, Any]:
             "head": next(iter(heads.values())).hex() if heads else None}
 
 
+def ban_reasons(everyone: list[Proc]) -> dict[str, int]:
+    """Why peers were banned, from the processes' logs ("banning peer <id>: <reason>")."""
+    out: dict[str, int] = {}
+    for home in sorted({p.home for p in everyone}):
+        try:
+            lines = (home / "soak.log").read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if "banning peer" in line:
+                why = line.split(": ", 2)[-1].strip()[:80] if line.count(": ") >= 2 else line[-80:]
+                out[why] = out.get(why, 0) + 1
+    return out
+
+
 def print_table(everyone: list[Proc], r: dict[str, Any]) -> None:
     print(f"\n{'process':<13}{'role':<11}{'restarts':>9}{'peak RSS MB':>12}{'published':>10}{'gossip in':>10}"
-          f"{'pulled':>8}{'blobs':>7}{'syncs':>7}{'fails':>7}")
+          f"{'pulled':>8}{'blobs':>7}{'syncs':>7}{'fails':>7}{'bans':>6}")
     for p in everyone:
         print(f"{p.name:<13}{p.role:<11}{p.restarts:>9}{p.peak_rss_kb / 1024:>12.0f}{p.total('published'):>10}"
               f"{p.total('gossip_stored'):>10}{p.total('pulled'):>8}{p.total('blobs_fetched'):>7}"
-              f"{p.total('sync_rounds'):>7}{p.total('sync_failures'):>7}")
+              f"{p.total('sync_rounds'):>7}{p.total('sync_failures'):>7}{p.total('bans'):>6}")
     messages = sum(p.total(k) for p in everyone for k in ("published", "gossip_stored", "pulled", "blobs_fetched"))
     rss = sorted(p.peak_rss_kb / 1024 for p in everyone if p.role == "node")
     print(f"\nmessages (published + gossip stored + pulled + blobs): {messages:,}")
+    reasons = r.get("ban_reasons", {})
+    if reasons:
+        print(f"peers banned: {sum(reasons.values())} ("
+              + "; ".join(f"{n}x {why}" for why, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:4]) + ")")
     print(f"objects per node at the end: {r.get('objects')}; commits {r.get('commits')}")
     print(f"restarts: {sum(p.restarts for p in everyone)}; convergence after the chaos: "
           f"{r.get('convergence_s', float('nan')):.1f}s (converged: {r.get('converged')}); "
