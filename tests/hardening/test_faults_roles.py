@@ -18,7 +18,6 @@ die would otherwise wait up to a minute before dialing it again (see
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -60,8 +59,8 @@ def _accepted_on(home: Path, arena_id: bytes, pid: bytes) -> bool:
         return state_for(s, arena_id).commits[pid].status == "accepted"
 
 
-def test_verifier_faults_mid_check(tmp_path: Path) -> None:
-    os.environ["RATCHET_FAKE_CHECK_S"] = CHECK_S  # inherited by the verifier processes
+def test_verifier_faults_mid_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATCHET_FAKE_CHECK_S", CHECK_S)  # inherited by the verifier processes
     sync = ["--sync-interval", "1"]
     check = ["--check-with", "node.roles.fakecheck:scripted"]
     a = Proc("a", "node", tmp_path / "a", free_port(), ["node", *sync])
