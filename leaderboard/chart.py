@@ -47,7 +47,8 @@ def series(av: ArenaView) -> list[dict[str, Any]]:
 
 def chart_data(av: ArenaView) -> dict[str, Any]:
     """What the chart shows, as data (the API's form)."""
-    return {"points": series(av), "reference_ubpb": av.reference_ubpb, "floor_ubpb": av.floor_ubpb}
+    return {"points": series(av), "reference_ubpb": av.reference_ubpb, "floor_ubpb": av.floor_ubpb,
+            "created_at": av.arena.created_at}
 
 
 def svg(data: dict[str, Any]) -> dict[str, Any]:
@@ -62,9 +63,15 @@ def svg(data: dict[str, Any]) -> dict[str, Any]:
     lo, hi = lo - span * 0.06, hi + span * 0.06
     out["by_height"] = _geometry(pts, "height", (0, max(p["height"] for p in pts)), lo, hi, ref, floor,
                                  _height_label, start=(0, ref), integer_x=True)
+    # Over time the line starts at the reference when the arena was created (if that came first).
     t0 = min(p["timestamp"] for p in pts)
     t1 = max(p["timestamp"] for p in pts)
-    out["by_time"] = _geometry(pts, "timestamp", (t0, max(t1, t0 + 1)), lo, hi, ref, floor, _time_label)
+    created = data.get("created_at")
+    start = None
+    if created is not None and created < t0:
+        t0, start = created, (created, ref)
+    out["by_time"] = _geometry(pts, "timestamp", (t0, max(t1, t0 + 1)), lo, hi, ref, floor, _time_label,
+                               start=start)
     return out
 
 
