@@ -315,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-s", type=float, default=0.5, help="scripted verification time")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    from node.roles.runner import setup_logging
+
+    setup_logging()  # the in-process publisher's libp2p chatter stays out of the table
     sizes = args.sizes or ([10] if args.quick else [10, 20])
     proposals = args.proposals or (5 if args.quick else 15)
     commits = args.commits or (1000 if args.quick else 10_000)

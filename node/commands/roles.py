@@ -93,15 +93,15 @@ def verify_cmd(ctx: Context, listen: str | None, port: int | None, bootstrap: tu
         key = SigningKey.load(ctx.key_path)
     except KeyFileError as e:
         raise click.ClickException(str(e)) from e
+    reporter = Reporter(ctx.as_json)
     if check_with:
         verify_fn = _load_function(check_with)
     else:
         if not unsafe_no_sandbox:
             _require_sandbox()
-        verify_fn = real_verify_fn(threads, unsafe_no_sandbox)
+        verify_fn = real_verify_fn(threads, unsafe_no_sandbox, reporter)
     config = network_config(ctx.home, listen, port, bootstrap, mdns, sync_interval)
     verifier = Verifier(key, verify_fn, workers=workers)
-    reporter = Reporter(ctx.as_json)
     reporter.event("verifier", f"verifier key {key.public.hex()} ({workers} worker(s))",
                    key=key.public.hex(), workers=workers)
     code = run_role(ctx.home, config, "verify", [verifier.run], reporter, status_extra=verifier.status)

@@ -31,7 +31,7 @@ from chain.keys import SigningKey
 from chain.objects import Attestation, Proposal
 from chain.store import Store
 from node.render import short
-from node.roles.runner import RoleContext
+from node.roles.runner import Reporter, RoleContext
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +142,28 @@ class Verifier:
             gain_ubpb=att.mean_gain_ubpb, seconds=round(time.monotonic() - started, 3))
 
 
-def real_verify_fn(threads: int, unsafe_no_sandbox: bool) -> VerifyFn:
-    """verify.attest.verify_proposal with this verifier's options (imported on first use)."""
+def real_verify_fn(threads: int, unsafe_no_sandbox: bool, reporter: Reporter | None = None) -> VerifyFn:
+    """verify.attest.verify_proposal with this verifier's options (imported on first use); with a
+    reporter, one progress line per quarter of each run (parent and candidate, per seed)."""
 
     def run(key: SigningKey, store: Store, proposal: Proposal) -> Attestation:
         from verify.attest import verify_proposal
 
-        return verify_proposal(key, store, proposal, threads=threads, unsafe_no_sandbox=unsafe_no_sandbox)
+        progress = _progress(reporter, proposal) if reporter is not None else None
+        return verify_proposal(key, store, proposal, threads=threads, unsafe_no_sandbox=unsafe_no_sandbox,
+                               progress=progress)
 
     return run
+
+
+def _progress(reporter: Reporter, proposal: Proposal) -> Callable[[str, int, float, float], None]:
+    shown: dict[tuple[str, int], int] = {}
+
+    def progress(role: str, seed_index: int, done: float, total: float) -> None:
+        quarter = int(4 * done / total) if total else 4
+        if quarter > shown.get((role, seed_index), 0):
+            shown[(role, seed_index)] = quarter
+            reporter.event("progress", f"    {short(proposal.id)} {role} seed {seed_index + 1}: {25 * quarter}%",
+                           proposal=proposal.hex, run=role, seed=seed_index, percent=25 * quarter)
+
+    return progress
