@@ -68,6 +68,8 @@ def setup_logging() -> None:
     level = getattr(logging, os.environ.get("RATCHET_LOG", "warning").upper(), logging.WARNING)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
+    import libp2p  # noqa: F401 - it resets its loggers when first imported: import it first
+
     logging.getLogger("libp2p").setLevel(level if level <= logging.DEBUG else logging.CRITICAL)
 
 
