@@ -105,7 +105,10 @@ def _geometry(pts: list[dict[str, Any]], xkey: str, xrange: tuple[float, float],
             x = round(x)
         label = xlabel(x, xspan)
         if not xticks or xticks[-1]["label"] != label:
-            xticks.append({"x": sx(x), "label": label})
+            xticks.append({"x": sx(x), "label": label, "anchor": "middle"})
+    xticks[0]["anchor"] = "start"  # the outer labels stay inside the chart
+    if len(xticks) > 1:
+        xticks[-1]["anchor"] = "end"
     return {
         "path": path, "dots": dots, "xticks": xticks, "yticks": yticks,
         "ref_y": sy(ref) if ref is not None else None, "floor_y": sy(floor) if floor is not None else None,
