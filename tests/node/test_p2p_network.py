@@ -128,6 +128,42 @@ def test_invalid_and_oversized_gossip_bans_and_disconnects_the_sender(tmp_path: 
     run_trio(main, 180)
 
 
+def test_a_flood_from_one_key_is_capped_without_banning_the_relaying_peer(tmp_path: Path) -> None:
+    """Valid proposals, all signed by one key, far faster than its rate allows: the node stores
+    and forwards only the key's burst; the peer that relayed them is not at fault."""
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.tools.anyio_service.context import background_trio_service
+    from multiaddr import Multiaddr
+
+    from node.p2p import wire
+    from node.p2p.gossip import GossipParams, make_pubsub, topic
+    from node.p2p.peers import Limits
+
+    arena, blobs, _, _ = small_chain(0)
+    _fill(tmp_path / "a", [arena, blobs[0]])
+    flood = [make_proposal(key(10), arena, arena.id, message=f"spam {i}", timestamp=i)[0] for i in range(40)]
+
+    async def main() -> None:
+        limits = Limits(key_rate=0.01, key_burst=10)
+        async with running_networks([tmp_path / "a"], limits=limits) as (a,), running_hosts(1) as (rogue,):
+            pubsub, router = make_pubsub(rogue, GossipParams())
+            async with background_trio_service(pubsub), background_trio_service(router):
+                await pubsub.wait_until_ready()
+                await rogue.connect(info_from_p2p_addr(Multiaddr(a.addrs[0])))
+                name = topic(arena.id, "proposals")
+                await pubsub.subscribe(name)
+                await wait_until(lambda: rogue.get_id() in a.connected() and _mesh_ready(a))
+                for p in flood:
+                    await pubsub.publish(name, wire.encode_gossip_object(p.encode()))
+                await wait_until(lambda: a.counters.gossip_stored >= 10)
+                await trio.sleep(1.0)  # the rest arrive and are refused
+                assert a.counters.gossip_stored == 10
+                assert len(a.store.proposals(arena.id)) == 10
+                assert not a.peers.is_banned(rogue.get_id())
+
+    run_trio(main, 180)
+
+
 def test_attestations_from_keys_outside_the_verifier_set_count_for_nothing(tmp_path: Path) -> None:
     from node.p2p import wire
 
