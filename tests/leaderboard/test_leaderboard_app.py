@@ -8,6 +8,7 @@ import html
 import json
 import multiprocessing
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from leaderboard.security import CSP
 async def get(s: aiohttp.ClientSession, url: str, **kw: object) -> tuple[int, str, aiohttp.typedefs.LooseHeaders]:
     async with s.get(url, **kw) as r:  # type: ignore[arg-type]
         return r.status, await r.text(), r.headers
+
+
+INLINE = re.compile(r"""<[^>]*\s(style|on[a-z]+)\s*=|javascript:""", re.IGNORECASE)
 
 
 def test_every_page_renders_with_security_headers(world: World) -> None:
@@ -54,6 +58,8 @@ def test_every_page_renders_with_security_headers(world: World) -> None:
                 for n in needles:
                     assert n in body, (path, n)
                 assert "<script>" not in body.replace('<script src="/static/live.js" defer></script>', "")
+                # nothing the CSP would refuse: no inline style or event handler attributes
+                assert not INLINE.search(body), (path, INLINE.search(body))
             status, css, headers = await get(s, base + "/static/style.css")
             assert status == 200 and "--accent" in css and "max-age" in headers["Cache-Control"]
 
