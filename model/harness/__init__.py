@@ -22,7 +22,8 @@ thread count set. `feed` is the script's only source of data:
 The script chooses the batch shape (B * T at most config.max_batch_tokens);
 every token it is handed counts against a `tokens` budget; under a `seconds`
 budget the feed closes at the deadline counted from the first batch. A hard
-wall-clock cap kills the worker's whole process group.
+wall-clock cap, counted from the moment the worker has imported torch,
+kills the worker's whole process group.
 
 `train` returns the model: a callable (usually an nn.Module, put in eval
 mode by the harness) mapping int64 inputs (B, T) on feed.device to float

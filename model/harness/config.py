@@ -26,6 +26,8 @@ class HarnessConfig:
     eval_rows: int = 512  # scored rows (a multiple of eval_batch)
     max_batch_tokens: int = 1 << 20  # largest training batch (B * T) the feed serves
     max_seq_len: int = 8192
+    max_model_bytes: int = 1 << 30  # the trained model, pickled, passed to the fresh evaluator
+    startup_timeout_s: float = 120.0  # interpreter and torch import (a local property, not the arena's)
     tolerance: float = 2e-4  # max |log-prob difference| allowed between equivalent evaluations
     source_settings: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     data_path: str = ""  # for file-backed sources

@@ -2,10 +2,14 @@
 
 The worker's model sees validation inputs only, in batches of fixed shape
 (eval_batch x eval_seq_len), in an order drawn from the run's secret key.
-Mixed in among the scored batches are probes the script cannot tell apart:
+The trained model answers the scored batches in the worker that trained it.
+A second, fresh worker loads the same model (pickled by the untrusted side,
+passed through the parent as opaque bytes, never unpickled here) and answers
+the probes, so nothing the first worker remembers can make the two agree:
 
-- a *repeat* of one scored batch, later: any difference means the model
-  kept state across evaluation calls (`stateful_eval`);
+- a scored batch *repeated* twice: any difference (between the two, or from
+  the trainer's answer) means the answers depend on what the model saw
+  before (`stateful_eval`);
 - *mix* batches holding exact copies of scored rows next to other
   companions (any difference: `batch_mixing`) and copies whose bytes after a
   random position t are replaced by other validation text (a difference at
@@ -47,33 +51,40 @@ class EvalFailure(Exception):  # noqa: N818 - carries a verdict, not a harness f
         self.status, self.reason, self.detail = status, reason, detail
 
 
-def schedule(nrows: int, batch: int, seq_len: int, key: bytes) -> list[CallSpec]:
-    """Scored batches in a secret order, with the repeat and mix probes at secret places."""
-    if nrows % batch or nrows < 2 * batch:
-        raise ValueError(f"eval_rows {nrows} must be a multiple of eval_batch {batch}, at least two batches")
+def schedule(nrows: int, batch: int, seq_len: int, key: bytes) -> tuple[list[CallSpec], list[CallSpec]]:
+    """(scored calls, probe calls), each in a secret order.
+
+    The scored calls go to the worker that trained; the probes to a fresh
+    worker that loaded the trained model, so that no state (a cache of
+    earlier answers, say) can carry from one to the other. A row whose future
+    is replaced in a probe never appears unaltered among the probes: the
+    fresh worker must not be able to look up that row's true future.
+    """
+    if nrows % batch or nrows < 3 * batch:
+        raise ValueError(f"eval_rows {nrows} must be a multiple of eval_batch {batch}, three batches at least")
     g = np.random.Generator(np.random.PCG64(int.from_bytes(rng.subkey(key, "eval"), "little")))
     order = g.permutation(nrows).tolist()
-    calls = [CallSpec("score", tuple(RowSpec(r) for r in order[i:i + batch]))
-             for i in range(0, nrows, batch)]
-    j = int(g.integers(0, len(calls) - 1))
-    repeat = CallSpec("repeat", calls[j].rows)
-    probes: list[CallSpec] = []
-    for _ in range(MIX_BATCHES):
-        picks = g.choice(nrows, size=batch, replace=False).tolist()
+    scored = [CallSpec("score", tuple(RowSpec(r) for r in order[i:i + batch]))
+              for i in range(0, nrows, batch)]
+    j = int(g.integers(0, len(scored)))
+    repeat = scored[j]
+    shown = {r.src for r in repeat.rows}
+    outside = [r for r in g.permutation(nrows).tolist() if r not in shown]
+    half = (batch + 1) // 2
+    perturbed = outside[:MIX_BATCHES * half]
+    exact = outside[MIX_BATCHES * half:]
+    probes = [CallSpec("repeat", repeat.rows), CallSpec("repeat", repeat.rows)]
+    for m in range(MIX_BATCHES):
         rows = []
-        for i, r in enumerate(picks):
-            if i % 2:
-                other = int((r + 1 + g.integers(0, nrows - 1)) % nrows)
-                rows.append(RowSpec(r, int(g.integers(0, seq_len - 1)), other))
-            else:
-                rows.append(RowSpec(r))
+        for src in perturbed[m * half:(m + 1) * half]:
+            other = int((src + 1 + g.integers(0, nrows - 1)) % nrows)
+            rows.append(RowSpec(src, int(g.integers(0, seq_len - 1)), other))
+        for src in exact[m * (batch - half):(m + 1) * (batch - half)]:
+            rows.append(RowSpec(src))
         perm = g.permutation(batch).tolist()
         probes.append(CallSpec("mix", tuple(rows[p] for p in perm)))
-    out = list(calls)
-    out.insert(int(g.integers(j + 2, len(out) + 1)), repeat)
-    for p in probes:
-        out.insert(int(g.integers(0, len(out) + 1)), p)
-    return out
+    order_p = g.permutation(len(probes)).tolist()
+    return scored, [probes[i] for i in order_p]
 
 
 def inputs(val: np.ndarray, call: CallSpec, seq_len: int) -> np.ndarray:
@@ -107,10 +118,8 @@ class Scorer:
     seen: dict[int, list[tuple[str, RowSpec, np.ndarray]]] = field(default_factory=dict)
 
     @classmethod
-    def for_schedule(cls, val: np.ndarray, seq_len: int, tolerance: float,
-                     calls: list[CallSpec]) -> Scorer:
-        probed = {r.src for c in calls if c.kind != "score" for r in c.rows}
-        return cls(val, seq_len, tolerance, probed)
+    def for_probes(cls, val: np.ndarray, seq_len: int, tolerance: float, probes: list[CallSpec]) -> Scorer:
+        return cls(val, seq_len, tolerance, {r.src for c in probes for r in c.rows})
 
     def add(self, call: CallSpec, logits: np.ndarray) -> None:
         if not np.isfinite(logits).all():
@@ -135,6 +144,10 @@ class Scorer:
             ref = next((lp for kind, spec, lp in occ if kind == "score"), None)
             if ref is None:
                 continue
+            again = [lp for kind, _, lp in occ if kind == "repeat"]
+            if len(again) > 1 and not float(np.abs(again[1] - again[0]).max()) <= self.tolerance:
+                found.setdefault("stateful_eval", f"row {src}: the same batch sent twice to one worker got "
+                                 "different answers")
             for kind, spec, lp in occ:
                 if kind == "score":
                     continue

@@ -26,18 +26,17 @@ import numpy as np
 from model.errors import WorkerStartError
 from model.harness import wire
 from model.harness.config import HarnessConfig
-from model.harness.evaluate import VOCAB, EvalFailure, Scorer, inputs, schedule
+from model.harness.evaluate import VOCAB, CallSpec, EvalFailure, Scorer, inputs, schedule
 from model.harness.launch import DirectLauncher, Launcher
 from model.sources import Data, draw, rng, source_key
 
 MODEL_DIR = Path(__file__).resolve().parent.parent
 PROJECT_ROOT = MODEL_DIR.parent
 WORKER_FAILS = {"syntax_error", "import_error", "missing_train", "script_error", "out_of_memory",
-                "wrong_return", "eval_error", "bad_logits_shape"}
+                "wrong_return", "eval_error", "bad_logits_shape", "unpicklable_model"}
 CHEATS = {"peeks_future", "batch_mixing", "stateful_eval"}
 DIVERGED_BPB = 8.0  # worse than guessing uniformly among 256 bytes
 DETAIL_CHARS = 3000
-STARTUP_TIMEOUT_S = 120.0  # interpreter and torch import, before the script is touched
 
 
 @dataclass(frozen=True)
@@ -106,70 +105,90 @@ def run_script(script: bytes, config: HarnessConfig, seed: int, *, launcher: Lau
         return ready if ready is not None else draw(config, seed, key)
 
     with tempfile.TemporaryDirectory(prefix="ratchet-run-") as tmp:
-        workdir = Path(tmp) / "work"
-        workdir.mkdir()
-        (workdir / "train.py").write_bytes(script)
-        log_path = Path(tmp) / "worker.log"
-        run = _Run(config, key, data, launcher or DirectLauncher(), threads, progress, start)
-        return run.execute(workdir, log_path)
+        run = _Run(config, key, data, launcher or DirectLauncher(), threads, progress, start,
+                   Path(tmp), script)
+        return run.execute()
+
+
+class _Worker:
+    """One worker process (the trainer, or the fresh evaluator) and the parent's ends of its pipes."""
+
+    def __init__(self, launcher: Launcher, root: Path, name: str, script: bytes, threads: int,
+                 extra: list[str]) -> None:
+        self.workdir = root / name
+        self.workdir.mkdir()
+        (self.workdir / "train.py").write_bytes(script)
+        self.log_path = root / f"{name}.log"
+        cmd_r, self.cmd = os.pipe()
+        self.resp, resp_w = os.pipe()
+        try:
+            argv = launcher.wrap(worker_argv("train.py", cmd_r, resp_w) + extra, workdir=self.workdir,
+                                 readable=readable_paths())
+            with open(self.log_path, "wb") as log:
+                self.proc = subprocess.Popen(
+                    argv, cwd=self.workdir, env=worker_env(self.workdir, threads), stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, pass_fds=(cmd_r, resp_w),
+                    preexec_fn=launcher.preexec, start_new_session=True)
+        except BaseException:
+            for fd in (self.cmd, self.resp):
+                os.close(fd)
+            raise
+        finally:
+            os.close(cmd_r)
+            os.close(resp_w)
+        os.set_blocking(self.cmd, False)
+        os.set_blocking(self.resp, False)
+
+    def close(self) -> None:
+        _kill(self.proc)
+        for fd in (self.cmd, self.resp):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 class _Run:
     def __init__(self, config: HarnessConfig, key: bytes, data: Callable[[], Data], launcher: Launcher,
-                 threads: int, progress: Callable[[int, int], None] | None, start: float) -> None:
+                 threads: int, progress: Callable[[int, int], None] | None, start: float, root: Path,
+                 script: bytes) -> None:
         self.c, self.key, self._draw, self.launcher = config, key, data, launcher
         self._data: Data | None = None
         self.threads, self.progress, self.start = threads, progress, start
+        self.root, self.script = root, script
         self.deadline = start + config.wall_cap_s
         self.tokens, self.params = 0, 0
+        self.model = b""
         self.train_start: float | None = None
         self.train_end: float | None = None
         self.ready_at: float | None = None
         self.eval_end: float | None = None
+        self.workers: list[_Worker] = []
+        self.current: _Worker | None = None  # the worker being talked to (whose death a failure is)
         seed = int.from_bytes(rng.subkey(key, "batches"), "little")
         self.batches = np.random.Generator(np.random.PCG64(seed))
 
-    def execute(self, workdir: Path, log_path: Path) -> RunResult:
-        self.log_path = log_path
-        cmd_r, cmd_w = os.pipe()
-        resp_r, resp_w = os.pipe()
-        proc = None
+    def execute(self) -> RunResult:
         try:
-            argv = self.launcher.wrap(worker_argv("train.py", cmd_r, resp_w), workdir=workdir,
-                                      readable=readable_paths())
-            with open(log_path, "wb") as log:
-                proc = subprocess.Popen(
-                    argv, cwd=workdir, env=worker_env(workdir, self.threads), stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=subprocess.STDOUT, pass_fds=(cmd_r, resp_w),
-                    preexec_fn=self.launcher.preexec, start_new_session=True)
-            os.close(cmd_r)
-            os.close(resp_w)
-            cmd_r = resp_w = -1
-            os.set_blocking(cmd_w, False)
-            os.set_blocking(resp_r, False)
             try:
-                val_bpb = self._protocol(cmd_w, resp_r)
+                val_bpb = self._protocol()
             except _Fail as f:
-                return self._result(f.status, f.reason, f.detail, None, log_path, proc)
+                return self._result(f.status, f.reason, f.detail, None)
             except wire.Deadline:
                 return self._result("invalid", "timeout", f"ran past the wall-clock cap of {self.c.wall_cap_s:g} s",
-                                    None, log_path, proc)
+                                    None)
             except wire.PeerClosed:
-                return self._result("invalid", "crashed", self._death(proc), None, log_path, proc)
+                return self._result("invalid", "crashed", self._death(), None)
             except wire.WireError as e:
-                return self._result("invalid", "protocol_error", e.what, None, log_path, proc)
+                return self._result("invalid", "protocol_error", e.what, None)
             except EvalFailure as e:
-                return self._result(e.status, e.reason, e.detail, None, log_path, proc)
+                return self._result(e.status, e.reason, e.detail, None)
             if val_bpb > DIVERGED_BPB + 1e-9:  # uniform logits score 8 exactly, up to rounding
-                return self._result("invalid", "diverged", f"val_bpb {val_bpb:.3f} is worse than uniform",
-                                    val_bpb, log_path, proc)
-            return self._result("ok", "", "", val_bpb, log_path, proc)
+                return self._result("invalid", "diverged", f"val_bpb {val_bpb:.3f} is worse than uniform", val_bpb)
+            return self._result("ok", "", "", val_bpb)
         finally:
-            for fd in (cmd_r, cmd_w, resp_r, resp_w):
-                if fd >= 0:
-                    os.close(fd)
-            if proc is not None:
-                _kill(proc)
+            for w in self.workers:
+                w.close()
 
     @property
     def data(self) -> Data:
@@ -178,17 +197,42 @@ class _Run:
         return self._data
 
     # -- the conversation ----------------------------------------------------
-    def _protocol(self, cmd: int, resp: int) -> float:
+    def _conf(self) -> bytes:
         conf = {"threads": self.threads, "device": self.c.device, "eval_seq_len": self.c.eval_seq_len,
                 "budget_kind": self.c.budget_kind, "budget_value": self.c.budget_value,
                 "init_seed": int.from_bytes(rng.subkey(self.key, "init")[:4], "little")}
-        self._start_worker(cmd, resp, json.dumps(conf).encode())
-        self._expect_ready(resp)
-        self._train(cmd, resp)
-        return self._evaluate(cmd, resp)
+        return json.dumps(conf).encode()
 
-    def _recv(self, resp: int, limits: dict[bytes, int]) -> tuple[bytes, bytes]:
-        tag, payload = wire.recv_by(resp, self.deadline, {**limits, wire.FAIL: wire.MAX_FAIL_BYTES})
+    def _spawn(self, name: str, extra: list[str]) -> _Worker:
+        w = _Worker(self.launcher, self.root, name, self.script, self.threads, extra)
+        self.workers.append(w)
+        self.current = w
+        return w
+
+    def _protocol(self) -> float:
+        trainer = self._spawn("train", [])
+        self._hello(trainer, draw=True)
+        self._recv(trainer, {wire.REDY: 0})
+        self.ready_at = time.monotonic()
+        self._train(trainer)
+        scored, probes = schedule(self.c.eval_rows, self.c.eval_batch, self.c.eval_seq_len, self.key)
+        scorer = Scorer.for_probes(self.data.val, self.c.eval_seq_len, self.c.tolerance, probes)
+        # The fresh evaluator imports torch while the trainer answers the scored calls.
+        checker = self._spawn("probe", ["--eval"])
+        self.current = trainer
+        self._calls(trainer, scored, scorer)
+        self.current = checker
+        self._hello(checker, draw=False)
+        wire.send_by(checker.cmd, wire.MODB, self.model, self.deadline)
+        self.model = b""
+        self._recv(checker, {wire.REDY: 0})
+        self._calls(checker, probes, scorer)
+        scorer.check()
+        self.eval_end = time.monotonic()
+        return scorer.bpb()
+
+    def _recv(self, w: _Worker, limits: dict[bytes, int]) -> tuple[bytes, bytes]:
+        tag, payload = wire.recv_by(w.resp, self.deadline, {**limits, wire.FAIL: wire.MAX_FAIL_BYTES})
         if tag == wire.FAIL:
             slug, _, text = payload.partition(b"\n")
             reason = slug.decode("ascii", "replace")
@@ -197,35 +241,38 @@ class _Run:
             raise _Fail("invalid", reason, text.decode("utf-8", "replace"))
         return tag, payload
 
-    def _start_worker(self, cmd: int, resp: int, conf: bytes) -> None:
-        """Configure the worker and draw the data while it imports torch.
+    def _hello(self, w: _Worker, *, draw: bool) -> None:
+        """Configure a worker (drawing the data meanwhile) and wait until torch is imported.
 
         Nothing of the script has run before HELO: a death or hang until then
         is the environment's fault, raised as WorkerStartError, not a verdict.
         """
-        deadline = min(self.deadline, time.monotonic() + STARTUP_TIMEOUT_S)
+        deadline = time.monotonic() + self.c.startup_timeout_s
+        if not draw:
+            deadline = min(deadline, self.deadline)
         try:
-            wire.send_by(cmd, wire.CONF, conf, deadline)
-            self._data = self._draw()
-            wire.recv_by(resp, deadline, {wire.HELO: 0})
+            wire.send_by(w.cmd, wire.CONF, self._conf(), deadline)
+            if draw:
+                self._data = self._draw()
+            wire.recv_by(w.resp, deadline, {wire.HELO: 0})
         except (wire.PeerClosed, wire.Deadline) as e:
-            raise WorkerStartError(e.what, _tail(self.log_path)) from e
+            raise WorkerStartError(e.what, _tail(w.log_path)) from e
+        if draw:  # the script's wall-clock cap starts now: a slow interpreter start is not its fault
+            self.deadline = time.monotonic() + self.c.wall_cap_s
 
-    def _expect_ready(self, resp: int) -> None:
-        self._recv(resp, {wire.REDY: 0})
-        self.ready_at = time.monotonic()
-
-    def _train(self, cmd: int, resp: int) -> None:
+    def _train(self, w: _Worker) -> None:
         c = self.c
         train = self.data.train
         budget_s = c.budget_value if c.budget_kind == "seconds" else None
         while True:
-            tag, payload = self._recv(resp, {wire.NEXT: wire.SHAPE2.size, wire.MODL: wire.COUNT.size})
+            tag, payload = self._recv(w, {wire.NEXT: wire.SHAPE2.size,
+                                          wire.MODL: wire.COUNT.size + c.max_model_bytes})
             now = time.monotonic()
             if tag == wire.MODL:
-                if len(payload) != wire.COUNT.size:
+                if len(payload) < wire.COUNT.size:
                     raise wire.WireError("short MODL frame")
-                (self.params,) = wire.COUNT.unpack(payload)
+                (self.params,) = wire.COUNT.unpack_from(payload)
+                self.model = payload[wire.COUNT.size:]
                 self.train_end = now
                 return
             if len(payload) != wire.SHAPE2.size:
@@ -241,11 +288,11 @@ class _Run:
             else:
                 closed = now - self.train_start >= budget_s
             if closed:
-                wire.send_by(cmd, wire.STOP, b"", self.deadline)
+                wire.send_by(w.cmd, wire.STOP, b"", self.deadline)
                 continue
             offsets = self.batches.integers(0, len(train) - t - 1, size=b)
             rows = train[offsets[:, None] + np.arange(t + 1)]
-            wire.send_by(cmd, wire.BTCH, rows.tobytes(), self.deadline)
+            wire.send_by(w.cmd, wire.BTCH, rows.tobytes(), self.deadline)
             self.tokens += b * t
             if self.progress is not None:
                 if budget_s is None:
@@ -253,30 +300,28 @@ class _Run:
                 else:
                     self.progress(min(int(now - self.train_start), budget_s), budget_s)
 
-    def _evaluate(self, cmd: int, resp: int) -> float:
+    def _calls(self, w: _Worker, calls: list[CallSpec], scorer: Scorer) -> None:
         c = self.c
-        calls = schedule(c.eval_rows, c.eval_batch, c.eval_seq_len, self.data.key)
-        scorer = Scorer.for_schedule(self.data.val, c.eval_seq_len, c.tolerance, calls)
         n = c.eval_batch * c.eval_seq_len * VOCAB * 4
         head = wire.SHAPE2.pack(c.eval_batch, c.eval_seq_len)
         for call in calls:
             x = inputs(self.data.val, call, c.eval_seq_len)
-            wire.send_by(cmd, wire.EVAL, head + x.tobytes(), self.deadline)
-            _, payload = self._recv(resp, {wire.LOGT: wire.SHAPE3.size + n})
+            wire.send_by(w.cmd, wire.EVAL, head + x.tobytes(), self.deadline)
+            _, payload = self._recv(w, {wire.LOGT: wire.SHAPE3.size + n})
             shape = wire.SHAPE3.unpack_from(payload) if len(payload) >= wire.SHAPE3.size else None
             if shape != (c.eval_batch, c.eval_seq_len, VOCAB) or len(payload) != wire.SHAPE3.size + n:
                 raise _Fail("invalid", "bad_logits_shape", f"logits frame of shape {shape}, {len(payload)} bytes")
             logits = np.frombuffer(payload, dtype="<f4", offset=wire.SHAPE3.size)
             scorer.add(call, logits.reshape(c.eval_batch, c.eval_seq_len, VOCAB))
-        wire.send_by(cmd, wire.DONE, b"", self.deadline)
-        scorer.check()
-        self.eval_end = time.monotonic()
-        return scorer.bpb()
+        wire.send_by(w.cmd, wire.DONE, b"", self.deadline)
 
     # -- endings -------------------------------------------------------------
-    def _death(self, proc: subprocess.Popen[bytes]) -> str:
+    def _death(self) -> str:
+        w = self.current
+        if w is None:
+            return "no worker"
         try:
-            rc = proc.wait(timeout=max(0.1, min(5.0, self.deadline - time.monotonic())))
+            rc = w.proc.wait(timeout=max(0.1, min(5.0, self.deadline - time.monotonic())))
         except subprocess.TimeoutExpired:
             return "the worker closed its pipe but kept running"
         if rc < 0:
@@ -284,11 +329,13 @@ class _Run:
             return f"the worker was killed by {name} (a resource limit?)"
         return f"the worker exited with status {rc} before finishing"
 
-    def _result(self, status: str, reason: str, detail: str, val_bpb: float | None, log_path: Path,
-                proc: subprocess.Popen[bytes]) -> RunResult:
-        _kill(proc)
-        tail = _tail(log_path)
-        text = "\n".join(x for x in (detail.strip(), tail) if x)
+    def _result(self, status: str, reason: str, detail: str, val_bpb: float | None) -> RunResult:
+        for w in self.workers:
+            _kill(w.proc)
+        tails = [_tail(w.log_path) for w in self.workers]
+        if status == "ok" or self.current is self.workers[0]:
+            tails = tails[:1]  # the trainer's output; the evaluator's only when it failed
+        text = "\n".join(x for x in (detail.strip(), *tails) if x)
         end = self.train_end or time.monotonic()
         train_s = end - self.train_start if self.train_start is not None else 0.0
         floor = self._data.floor_bpb if self._data is not None else None

@@ -6,10 +6,12 @@ pickles: the parent parses what the worker sends with fixed struct formats
 and checked lengths, so a hostile script can at worst make its own run fail.
 
 Parent -> worker: CONF (JSON settings), BTCH (uint8 tokens, B x (T+1)),
-STOP (the feed is closed), EVAL (<II B, L> + uint8 tokens B x L), DONE.
+STOP (the feed is closed), EVAL (<II B, L> + uint8 tokens B x L), DONE,
+MODB (to a fresh evaluation worker: the model bytes the training worker sent).
 Worker -> parent: HELO (torch imported, before the script is
 touched: a failure before it is the environment's, not the script's), REDY (script imported), NEXT (<II B, T>: a training batch
-please), MODL (<Q parameter count>: training returned a model), LOGT
+please), MODL (<Q parameter count> + the model as torch.save
+bytes, opaque to the parent), LOGT
 (<III B, L, V> + float32 logits), FAIL (slug, newline, UTF-8 text).
 
 This module is imported on both sides; it needs only the standard library.
@@ -27,7 +29,7 @@ SHAPE2 = struct.Struct("<II")
 SHAPE3 = struct.Struct("<III")
 COUNT = struct.Struct("<Q")
 
-CONF, BTCH, STOP, EVAL, DONE = b"CONF", b"BTCH", b"STOP", b"EVAL", b"DONE"
+CONF, BTCH, STOP, EVAL, DONE, MODB = b"CONF", b"BTCH", b"STOP", b"EVAL", b"DONE", b"MODB"
 HELO, REDY, NEXT, MODL, LOGT, FAIL = b"HELO", b"REDY", b"NEXT", b"MODL", b"LOGT", b"FAIL"
 
 MAX_FAIL_BYTES = 16 * 1024

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import json
 import os
 import sys
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--script", required=True)
     ap.add_argument("--cmd-fd", type=int, required=True)
     ap.add_argument("--resp-fd", type=int, required=True)
+    ap.add_argument("--eval", action="store_true", help="a fresh evaluation worker: load the model, answer probes")
     args = ap.parse_args(argv)
     cmd, resp = args.cmd_fd, args.resp_fd
     tag, payload = wire.recv(cmd)
@@ -164,28 +166,28 @@ def main(argv: list[str] | None = None) -> int:
     conf = json.loads(payload)
     import torch
 
-    threads = int(conf["threads"])
-    torch.set_num_threads(threads)
+    torch.set_num_threads(int(conf["threads"]))
     torch.manual_seed(int(conf["init_seed"]))
     wire.send(resp, wire.HELO)
     try:
         source = open(args.script, "rb").read()
-        code = compile(source, "train.py", "exec")
+        compile(source, "train.py", "exec")
     except SyntaxError:
         fail(resp, "syntax_error", tail_traceback())
         return 1
-    del code
     try:
         module = load_script(args.script)
     except BaseException:  # noqa: B036 - any failure while importing the script is its verdict
         fail(resp, "import_error", tail_traceback())
         return 1
+    feed = Feed((cmd, resp), conf, torch)
+    if args.eval:
+        return serve_probes(cmd, resp, feed, torch)
     train = getattr(module, "train", None)
     if not callable(train):
         fail(resp, "missing_train", "the script defines no train(feed) function")
         return 1
     wire.send(resp, wire.REDY)
-    feed = Feed((cmd, resp), conf, torch)
     try:
         model = train(feed)
     except MemoryError:
@@ -194,12 +196,37 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException:  # noqa: B036 - SystemExit and friends from the script are failures too
         fail(resp, "script_error", tail_traceback())
         return 1
-    if not callable(model):
-        fail(resp, "wrong_return", f"train(feed) returned {type(model).__name__}, not a model")
+    if not isinstance(model, torch.nn.Module):
+        fail(resp, "wrong_return", f"train(feed) returned {type(model).__name__}, not a torch.nn.Module")
         return 1
     feed.drain()
+    buf = io.BytesIO()
+    try:
+        torch.save(model, buf)
+    except Exception:  # the model's own objects refuse to pickle: its verdict
+        fail(resp, "unpicklable_model", "the model must pickle with torch.save (classes at the top level "
+             "of the script, no lambdas or open files):\n" + tail_traceback())
+        return 1
     sys.stdout.flush()
-    wire.send(resp, wire.MODL, wire.COUNT.pack(count_params(model, torch)))
+    wire.send(resp, wire.MODL, wire.COUNT.pack(count_params(model, torch)) + buf.getvalue())
+    del buf
+    evaluate(cmd, resp, model, feed, torch)
+    sys.stdout.flush()
+    return 0
+
+
+def serve_probes(cmd: int, resp: int, feed: Feed, torch: Any) -> int:
+    """The fresh worker: the trained model arrives as bytes; it answers evaluation calls."""
+    tag, payload = wire.recv(cmd)
+    if tag != wire.MODB:
+        return 2
+    try:
+        model = torch.load(io.BytesIO(payload), map_location=feed.device, weights_only=False)
+    except Exception:  # the script's pickled objects fail to load: its verdict
+        fail(resp, "unpicklable_model", "the model did not load in a fresh worker:\n" + tail_traceback())
+        return 1
+    del payload
+    wire.send(resp, wire.REDY)
     evaluate(cmd, resp, model, feed, torch)
     sys.stdout.flush()
     return 0

@@ -43,8 +43,8 @@ def test_tiny_arena_round_trips_and_parses() -> None:
 
 def test_overrides_set_fields_and_settings_and_refuse_typos() -> None:
     arena, _ = arenas.build_arena("tiny", KEY, [KEY.public], 1,
-                                  overrides={"budget_value": "8000", "seeds": "2", "eval_rows": "64"})
-    assert arena.budget_value == 8000 and arena.seeds == 2 and arena.setting("eval_rows") == "64"
+                                  overrides={"budget_value": "8000", "seeds": "2", "eval_rows": "96"})
+    assert arena.budget_value == 8000 and arena.seeds == 2 and arena.setting("eval_rows") == "96"
     with pytest.raises(ValueError, match="unknown arena setting"):
         arenas.build_arena("tiny", KEY, [KEY.public], 1, overrides={"budjet": "1"})
     with pytest.raises(ValueError, match="not an integer"):
@@ -115,7 +115,7 @@ def test_gpu_arena_script_runs_on_cpu_reduced() -> None:
     small = shrink(arenas.reference_script("gpu"), N_LAYER="1", N_HEAD="2", N_EMBD="32", BATCH_SIZE="4",
                    SEQ_LEN="64", COMPILE="False")
     cpu = replace(c, device="cpu", budget_kind="tokens", budget_value=8192, eval_seq_len=64, eval_batch=8,
-                  eval_rows=16, source_settings=(("topics", "2"), ("train_bytes", "65536"), ("words", "256")))
+                  eval_rows=24, source_settings=(("topics", "2"), ("train_bytes", "65536"), ("words", "256")))
     r = run_script(small, cpu, 2, launcher=DirectLauncher(), threads=1)
     assert r.ok, r.detail
     assert r.val_bpb is not None and r.floor_bpb is not None and r.floor_bpb < r.val_bpb < 8

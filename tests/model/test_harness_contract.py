@@ -85,7 +85,8 @@ def test_a_worker_that_never_starts_is_the_environments_fault(argv: list[str], c
     from model.errors import WorkerStartError
 
     with pytest.raises(WorkerStartError) as e:
-        run_script(script(BIGRAM), replace(SMALL, wall_cap_s=cap), 1, launcher=ScriptedLauncher(argv), threads=1)
+        run_script(script(BIGRAM), replace(SMALL, startup_timeout_s=cap), 1, launcher=ScriptedLauncher(argv),
+                   threads=1)
     if "sh" in argv[0]:
         assert "no python here" in str(e.value)
 
@@ -103,7 +104,12 @@ def train(feed):
     while feed.batch(2, 32) is not None:
         seen.append(64)
     print("script_tokens:", sum(seen), "feed_tokens:", feed.tokens_seen, "progress:", feed.progress())
-    return lambda x: torch.zeros(*x.shape, 256)
+    return Uniform()
+
+
+class Uniform(torch.nn.Module):
+    def forward(self, x):
+        return torch.zeros(*x.shape, 256)
 '''
 
 
