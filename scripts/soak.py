@@ -284,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         if searcher is not None:
             searcher.stop(timeout=5)
         t_drain = time.monotonic()
-        drain(verifiers, args.drain)
+        first = drain(verifiers, args.drain, [p for p in everyone if p.role != "contribute"], arena_id)
+        result["first_convergence_s"] = None if first is None else first - t_drain
         result["drain_s"] = time.monotonic() - t_drain
         print(f"  chaos over, verifiers drained in {result['drain_s']:.0f}s "
               f"({time.monotonic() - t_start:.0f}s after the start)", flush=True)
@@ -372,18 +373,25 @@ def chaos(everyone: list[Proc], contributor: Proc, args: argparse.Namespace, rng
         print(f"  {proposals} hand-made proposals sent ({failed} propose commands failed)", flush=True)
 
 
-def drain(verifiers: list[Proc], limit: float) -> None:
-    """Until every verifier reports an empty queue and nothing in flight twice in a row (or `limit`)."""
+def drain(verifiers: list[Proc], limit: float, running: list[Proc], arena_id: bytes) -> float | None:
+    """Until every verifier reports an empty queue and nothing in flight twice in a row (or `limit`).
+
+    Returns when all stores first held the same objects and head after the chaos (None if never).
+    """
     deadline = time.monotonic() + limit
     quiet = 0
-    while time.monotonic() < deadline and quiet < 2:
+    first: float | None = None
+    while time.monotonic() < deadline and (quiet < 2 or first is None):
+        if first is None and converged(running, arena_id)[0]:
+            first = time.monotonic()
         busy = False
         for p in verifiers:
             p.sample()
             v = (p.status() or {}).get("verifier") or {}
             busy = busy or bool(v.get("queue")) or bool(v.get("in_flight"))
         quiet = 0 if busy else quiet + 1
-        time.sleep(2.0)
+        time.sleep(1.0)
+    return first
 
 
 def final_check(everyone: list[Proc], arena_id: bytes) -> dict[str, Any]:
@@ -444,6 +452,10 @@ def ban_reasons(everyone: list[Proc]) -> dict[str, int]:
     return out
 
 
+def _s(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds:.1f}s"
+
+
 def print_table(everyone: list[Proc], r: dict[str, Any]) -> None:
     print(f"\n{'process':<13}{'role':<11}{'restarts':>9}{'peak RSS MB':>12}{'published':>10}{'gossip in':>10}"
           f"{'pulled':>8}{'blobs':>7}{'syncs':>7}{'fails':>7}{'bans':>6}")
@@ -460,7 +472,8 @@ def print_table(everyone: list[Proc], r: dict[str, Any]) -> None:
               + "; ".join(f"{n}x {why}" for why, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:4]) + ")")
     print(f"objects per node at the end: {r.get('objects')}; commits {r.get('commits')}")
     print(f"restarts: {sum(p.restarts for p in everyone)}; convergence after the chaos: "
-          f"{r.get('convergence_s', float('nan')):.1f}s (converged: {r.get('converged')}); "
+          f"first {_s(r.get('first_convergence_s'))} after the chaos ended, again {_s(r.get('convergence_s'))} "
+          f"after the verifiers' drain (converged: {r.get('converged')}); "
           f"verifier drain {r.get('drain_s', float('nan')):.0f}s")
     if rss:
         print(f"peak RSS per relay node: median {rss[len(rss) // 2]:.0f} MB, max {rss[-1]:.0f} MB")

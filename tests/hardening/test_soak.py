@@ -23,7 +23,7 @@ def test_small_soak_converges_after_random_kills(tmp_path: Path, capsys: pytest.
     out = tmp_path / "soak.json"
     code = soak.main(["--nodes", "3", "--verifiers", "3", "--quorum", "2", "--checks", "scripted",
                       "--duration", "9", "--kill-every", "2.5", "--propose-every", "2",
-                      "--sync-interval", "1", "--drain", "60", "--converge-timeout", "90",
+                      "--sync-interval", "1", "--drain", "15", "--converge-timeout", "120",
                       "--dir", str(tmp_path / "run"), "--seed", "7", "--json", str(out)])
     printed = capsys.readouterr().out
     result = json.loads(out.read_text())
