@@ -44,6 +44,7 @@ class Settings:
     # "process": snapshots are built in a spawned process, so consensus over a large chain never
     # holds this process's interpreter lock; "thread": in a thread here (tests, small stores).
     builder: str = "process"
+    trust_forwarded: bool = False  # behind one reverse proxy: rate-limit by its X-Forwarded-For
 
 
 @dataclass

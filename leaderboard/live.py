@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from chain.errors import StoreError
+from leaderboard.security import client_address
 
 if TYPE_CHECKING:
     from leaderboard.app import Leaderboard
@@ -86,7 +87,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     from leaderboard.app import LEADERBOARD
 
     lb = request.app[LEADERBOARD]
-    client = request.remote or "?"
+    client = client_address(request, lb.settings.trust_forwarded)
     if lb.live.streams >= lb.settings.max_streams:
         raise web.HTTPServiceUnavailable(text="too many live streams; reload later",
                                          headers={"Retry-After": "30"})

@@ -57,6 +57,17 @@ class RateLimiter:
         return wait
 
 
+def client_address(request: web.Request, trust_forwarded: bool) -> str:
+    """Who is asking: the peer address, or behind one trusted reverse proxy the address it saw
+    (the right-most X-Forwarded-For entry, the one that proxy appended)."""
+    if trust_forwarded:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last and len(last) <= 64:
+            return last
+    return request.remote or "?"
+
+
 @web.middleware
 async def limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     from leaderboard.app import LEADERBOARD
@@ -65,7 +76,8 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise web.HTTPRequestURITooLong(text="request URI too long")
     if request.method not in ("GET", "HEAD"):
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"], text="the leaderboard is read-only")
-    wait = request.app[LEADERBOARD].limiter.allow(request.remote or "?")
+    lb = request.app[LEADERBOARD]
+    wait = lb.limiter.allow(client_address(request, lb.settings.trust_forwarded))
     if wait > 0:
         raise web.HTTPTooManyRequests(text="too many requests; slow down",
                                       headers={"Retry-After": str(max(1, round(wait)))})

@@ -21,14 +21,17 @@ from node.context import Context
 @click.option("--builder", type=click.Choice(["process", "thread"]), default="process", show_default=True,
               help="Where snapshots of the chain are computed: a separate process keeps pages fast "
                    "while a large chain changes; a thread uses less memory.")
+@click.option("--behind-proxy", is_flag=True,
+              help="Trust X-Forwarded-For from one reverse proxy in front (rate limits per real client).")
 @click.pass_obj
-def serve(ctx: Context, host: str, port: int, rate: float, burst: int, poll: float, builder: str) -> None:
+def serve(ctx: Context, host: str, port: int, rate: float, burst: int, poll: float, builder: str,
+          behind_proxy: bool) -> None:
     """Serve the leaderboard: chain, contributors, verifiers, live updates and a JSON API under /api/."""
     from chain.errors import StoreError
     from leaderboard.app import Settings
     from leaderboard.server import serve_forever
 
-    settings = Settings(poll_s=poll, rate=rate, burst=burst, builder=builder)
+    settings = Settings(poll_s=poll, rate=rate, burst=burst, builder=builder, trust_forwarded=behind_proxy)
 
     def ready(url: str) -> None:
         click.echo(f"leaderboard: {url}/  (store {ctx.home}; Ctrl-C stops)", err=False)

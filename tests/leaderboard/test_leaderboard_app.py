@@ -212,6 +212,18 @@ def test_rate_limit_per_client(world: World) -> None:
     run(go())
 
 
+def test_rate_limit_behind_a_proxy_is_per_forwarded_client(world: World) -> None:
+    async def go() -> None:
+        settings = Settings(poll_s=0.05, rate=0.5, burst=2, builder="thread", trust_forwarded=True)
+        async with serving(world.home, settings) as base, aiohttp.ClientSession() as s:
+            a = {"X-Forwarded-For": "198.51.100.7, 203.0.113.1"}  # the proxy appended 203.0.113.1
+            b = {"X-Forwarded-For": "203.0.113.2"}
+            codes = [(await get(s, base + "/api/arenas", headers=h))[0] for h in (a, a, a, b)]
+            assert codes == [200, 200, 429, 200]
+
+    run(go())
+
+
 def test_empty_store_and_several_arenas(empty_home: Path, world: World) -> None:
     async def go() -> None:
         async with serving(empty_home, FAST) as base, aiohttp.ClientSession() as s:
