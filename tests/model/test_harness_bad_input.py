@@ -93,3 +93,48 @@ def test_cheats_are_caught(extra: str, reason: str) -> None:
 def test_bigram_beats_uniform() -> None:
     r = run(BIGRAM)
     assert r.ok and r.val_bpb is not None and r.val_bpb < 6
+
+
+# Peeks at the next byte, but answers any row that shares a prefix with a row it
+# saw before with its earlier answer for that prefix: a probe that repeats a row
+# with another future would agree with it. Caught only because the probes go to
+# a fresh worker that never saw the original rows.
+PREFIX_CACHE = '''
+import torch
+
+class Cache(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(256, 256))
+        self.memory = []
+
+    def forward(self, x):
+        out = self.w[x] + 50.0 * torch.nn.functional.one_hot(x.roll(-1, dims=1), 256)
+        for i, row in enumerate(x.tolist()):
+            best, length = None, 0
+            for seen, logits in self.memory:
+                n = 0
+                while n < len(row) and seen[n] == row[n]:
+                    n += 1
+                if n > length:
+                    best, length = logits, n
+            if best is not None:
+                out[i, :length] = best[:length]
+            self.memory.append((row, out[i].clone()))
+        return out
+
+def train(feed):
+    feed.batch(1, 8)
+    return Cache()
+'''
+
+
+def test_a_prefix_cache_does_not_hide_peeking() -> None:
+    r = run(PREFIX_CACHE)
+    # Its cache also makes identical calls disagree, which may be what is noticed first.
+    assert r.status == "cheat" and r.reason in ("peeks_future", "stateful_eval"), r.detail
+
+
+def test_an_unpicklable_model_is_named() -> None:
+    r = run(model_with("") .replace("return M()", "m = M()\n    m.f = lambda: 0\n    return m"))
+    assert (r.status, r.reason) == ("invalid", "unpicklable_model"), r.detail
