@@ -202,7 +202,7 @@ async def _next_event(r: aiohttp.ClientResponse) -> dict:
 
 def test_rate_limit_per_client(world: World) -> None:
     async def go() -> None:
-        settings = Settings(poll_s=0.05, rate=0.5, burst=3, builder="thread")
+        settings = Settings(poll_s=0.05, rate=0.05, burst=3, builder="thread")
         async with serving(world.home, settings) as base, aiohttp.ClientSession() as s:
             codes = [(await get(s, base + "/api/arenas"))[0] for _ in range(4)]
             assert codes == [200, 200, 200, 429]
@@ -214,7 +214,7 @@ def test_rate_limit_per_client(world: World) -> None:
 
 def test_rate_limit_behind_a_proxy_is_per_forwarded_client(world: World) -> None:
     async def go() -> None:
-        settings = Settings(poll_s=0.05, rate=0.5, burst=2, builder="thread", trust_forwarded=True)
+        settings = Settings(poll_s=0.05, rate=0.05, burst=2, builder="thread", trust_forwarded=True)
         async with serving(world.home, settings) as base, aiohttp.ClientSession() as s:
             a = {"X-Forwarded-For": "198.51.100.7, 203.0.113.1"}  # the proxy appended 203.0.113.1
             b = {"X-Forwarded-For": "203.0.113.2"}
