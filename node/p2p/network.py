@@ -97,6 +97,7 @@ class Network:
         self._sync_wake = trio.Event()
         self._seen_peers: set[ID] = set()
         self._blobs: BlobFetcher | None = None
+        self._summaries = reqresp.Summaries(store)  # shared by the responder and sync rounds
         self._known: dict[bytes, set[bytes]] = {}
         self._version = 0
         self._net_added = 0
@@ -174,6 +175,7 @@ class Network:
         host = self.host
         responder = reqresp.Responder(self.store, on_bad=self._on_bad_request, allow=self._allow,
                                       peer_addrs=lambda: peer_addrs(host))
+        responder.summaries = self._summaries
         self._blobs = BlobFetcher(host, self.store, self.peers, self._on_blob, cfg.watch_interval_s)
         dialer = Dialer(host, self.store, self.peers, cfg.bootstrap, cfg.mdns, cfg.target_peers,
                         cfg.dial_interval_s)
@@ -270,7 +272,8 @@ class Network:
 
     async def _sync_one(self, peer: ID) -> None:
         try:
-            result = await sync_with(self._host, self.store, peer, on_stored=self._note_stored)
+            result = await sync_with(self._host, self.store, peer, on_stored=self._note_stored,
+                                     summaries=self._summaries)
             self.counters.sync_rounds += 1
             self.counters.pulled += result.pulled
             for arena_id in result.arenas_new:

@@ -67,11 +67,14 @@ class SyncResult:
 
 async def sync_with(host: IHost, store: Store, peer: ID, result: SyncResult | None = None,
                     arenas: list[bytes] | None = None,
-                    on_stored: Callable[[ChainObject], None] | None = None) -> SyncResult:
+                    on_stored: Callable[[ChainObject], None] | None = None,
+                    summaries: reqresp.Summaries | None = None) -> SyncResult:
     """One anti-entropy round with `peer` (all shared arenas, or just `arenas`).
 
-    `on_stored(obj)` hears about each object this round stored.
+    `on_stored(obj)` hears about each object this round stored; `summaries` is this node's
+    cache of its own inventory digests (shared across rounds, recomputed when the store changes).
     """
+    summaries = summaries or reqresp.Summaries(store)
     result = result or SyncResult()
     result.on_stored = on_stored
     started = time.monotonic()
@@ -84,7 +87,7 @@ async def sync_with(host: IHost, store: Store, peer: ID, result: SyncResult | No
         wanted = set(their_arenas) if arenas is None else set(arenas) & set(their_arenas)
         for arena_id in sorted(wanted):
             if store.has(arena_id):
-                await _sync_arena(host, store, peer, arena_id, result)
+                await _sync_arena(host, store, peer, arena_id, result, summaries)
     except wire.WireError as e:
         raise SyncError(f"bad answer: {e}", peer_fault=True) from e
     finally:
@@ -106,9 +109,9 @@ async def _pull_arenas(host: IHost, store: Store, peer: ID, ids: list[bytes], re
         result.arenas_new.append(oid)
 
 
-async def _sync_arena(host: IHost, store: Store, peer: ID, arena_id: bytes, result: SyncResult) -> None:
+async def _sync_arena(host: IHost, store: Store, peer: ID, arena_id: bytes, result: SyncResult,
+                      summaries: reqresp.Summaries) -> None:
     result.compared += 1
-    summaries = reqresp.Summaries(store)
     theirs = await reqresp.get_summary(host, peer, arena_id)
     if theirs == summaries.get(arena_id):
         return
