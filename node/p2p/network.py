@@ -8,7 +8,8 @@
   propose`, a verifier worker) or by this one, and gossips them; joins the topics
   of arenas that appear;
 - blobs: fetches the script of each proposal gossip delivered;
-- announce: publishes each arena's head, and writes `<home>/p2p/status.json`.
+- announce: publishes each arena's head (peers that hold less then sync);
+- status: writes `<home>/p2p/status.json` every second (`ratchet status` reads it).
 
 Dialing lives in dialer.Dialer, script fetching in blobs.BlobFetcher.
 Everything received is validated (by the store) before it is stored or forwarded;
