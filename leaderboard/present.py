@@ -226,8 +226,8 @@ def person(av: ArenaView, key: bytes, paging: Paging) -> dict[str, Any]:
     page, meta = paging.slice(authored)
     c = av.contributor.get(key)
     v = av.verifier.get(key)
-    checks = av.by_verifier.get(key, [])
-    disagreements = [ch for ch in checks if ch.agreed is False]
+    checks = av.recent_checks.get(key, [])
+    disagreements = av.disagreements.get(key, [])
     return {
         "arena": arena_ref(av), "key": key.hex(), "short": short(key),
         "in_verifier_set": key in set(av.arena.verifiers),
@@ -248,7 +248,7 @@ def person(av: ArenaView, key: bytes, paging: Paging) -> dict[str, Any]:
 
 
 def has_person(av: ArenaView, key: bytes) -> bool:
-    return key in av.by_author or key in av.by_verifier or key in set(av.arena.verifiers)
+    return key in av.by_author or key in av.recent_checks or key in set(av.arena.verifiers)
 
 
 # -- overview -----------------------------------------------------------------

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from chain.consensus import (
     ACCEPTED,
@@ -34,15 +35,19 @@ from chain.objects import Arena, Attestation, load_trusted
 from chain.store import Store
 
 RECENT_EVENTS = 16
+PERSON_CHECKS = 50
 PARENT_CHECK_S = 0.5
 
 # An Arena crosses the process boundary as its validated bytes (objects refuse attribute setting).
 copyreg.pickle(Arena, lambda a: (load_trusted, (a.encode(), a.id)))
 
 
-@dataclass(frozen=True, slots=True)
-class CommitRow:
-    """One commit as the pages show it: consensus outcome plus the proposal's own fields."""
+class CommitRow(NamedTuple):
+    """One commit as the pages show it: consensus outcome plus the proposal's own fields.
+
+    Rows, checks and events are NamedTuples: thousands of them cross from the builder process
+    each rebuild, and tuples unpickle about five times faster than frozen dataclasses.
+    """
 
     id: bytes
     height: int
@@ -68,8 +73,7 @@ class CommitRow:
         return self.claim_parent_ubpb - self.claim_candidate_ubpb
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+class Check(NamedTuple):
     """One verifier's verdict on one commit, and whether it agreed with the decided outcome."""
 
     verifier: bytes
@@ -78,8 +82,7 @@ class Check:
     agreed: bool | None  # None while the commit is pending
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """A line of recent activity: a proposal made or a verdict signed."""
 
     kind: str  # "proposal" | "attestation"
@@ -97,11 +100,11 @@ class ArenaView:
     commits: dict[bytes, CommitRow]
     head: bytes  # the arena id while nothing is accepted
     credit: Credit
-    checks: dict[bytes, list[Check]]  # proposal id -> one check per verifier key
     mainline: list[bytes]  # the head's lineage, head first
     newest: list[bytes]  # every commit id, newest proposal first
     by_author: dict[bytes, list[bytes]]  # author key -> commit ids, newest first
-    by_verifier: dict[bytes, list[Check]]  # verifier key -> its checks, newest commit first
+    recent_checks: dict[bytes, list[Check]]  # verifier key -> its newest PERSON_CHECKS checks
+    disagreements: dict[bytes, list[Check]]  # verifier key -> its newest PERSON_CHECKS disagreements
     children: dict[bytes, list[bytes]]  # commit id -> its children, oldest first
     contributor: dict[bytes, ContributorCredit]
     verifier: dict[bytes, VerifierCredit]
@@ -208,6 +211,9 @@ def build_view(state: ChainState, atts: list[Attestation]) -> ArenaView:
             by_verifier.setdefault(check.verifier, []).append(check)
     for lst in by_verifier.values():
         lst.sort(key=lambda c: rank[c.proposal])
+    # Only what a person's page shows crosses the process boundary, not every check.
+    recent_checks = {k: lst[:PERSON_CHECKS] for k, lst in by_verifier.items()}
+    disagreements = {k: [c for c in lst if c.agreed is False][:PERSON_CHECKS] for k, lst in by_verifier.items()}
 
     commits: dict[bytes, CommitRow] = {}
     by_author: dict[bytes, list[bytes]] = {}
@@ -234,8 +240,9 @@ def build_view(state: ChainState, atts: list[Attestation]) -> ArenaView:
 
     mainline = state.lineage(state.head) if state.head != arena.id else []
     return ArenaView(
-        arena=arena, commits=commits, head=state.head, credit=credit, checks=checks,
-        mainline=mainline, newest=newest, by_author=by_author, by_verifier=by_verifier, children=children,
+        arena=arena, commits=commits, head=state.head, credit=credit,
+        mainline=mainline, newest=newest, by_author=by_author, recent_checks=recent_checks,
+        disagreements=disagreements, children=children,
         contributor={c.key: c for c in credit.contributors},
         verifier={v.key: v for v in credit.verifiers},
         recent=_recent(commits, atts, newest),

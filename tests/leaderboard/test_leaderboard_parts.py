@@ -45,10 +45,11 @@ def test_view_agreement_conflicts_orphans_and_floor() -> None:
     ]
     av = build_view(compute_state(arena, [p1, p2], atts), atts)
     assert av.commits[p1.id].status == "rejected" and av.commits[p2.id].status == "orphaned"
-    checks = {c.verifier: c for c in av.checks[p1.id]}
-    assert checks[v[2].public].verdict == "conflicting" and checks[v[2].public].agreed is False
-    assert checks[v[0].public].agreed is True
-    assert all(c.agreed for c in av.checks[p2.id])  # improves on an orphaned commit agrees with its quorum
+    [conflict] = av.recent_checks[v[2].public]
+    assert (conflict.proposal, conflict.verdict, conflict.agreed) == (p1.id, "conflicting", False)
+    assert av.disagreements[v[2].public] == [conflict] and av.disagreements[v[0].public] == []
+    # newest commit first; no_gain on a rejected commit and improves on an orphaned one both agree
+    assert [(c.proposal, c.agreed) for c in av.recent_checks[v[0].public]] == [(p2.id, True), (p1.id, True)]
     assert av.floor_ubpb == 1_200_000 and av.mainline == [] and av.status_counts["orphaned"] == 1
     assert av.commits[p2.id].metric_ubpb == 1_500_000 - 1100  # low median of the quorum's candidate means
     assert av.children[p1.id] == [p2.id] and av.commits[p2.id].votes == 2
