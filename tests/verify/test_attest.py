@@ -14,7 +14,7 @@ from model.harness import HARNESS_VERSION
 from verify.attest import FLAG_OVERCLAIM, verify_proposal
 from verify.errors import MissingObjectError
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def test_neutral_variants_are_distinct_and_compile():
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1500)
 def test_seed_grinding_does_not_pass(verifier_key, test_launcher):
     """The author tries 6 neutral variants on a seed of its choosing and submits the luckiest.
 
@@ -52,6 +52,5 @@ def test_seed_grinding_does_not_pass(verifier_key, test_launcher):
     seeds = derive_seeds(seed_proof(verifier_key, b"p" * 32), 3)
     r = run_check(ref, best, arena, seeds, threads=1, launcher=test_launcher)
     assert r.verdict == "no_gain", (name, gain, r.detail)
-    # what the author saw on its own seed is not what the verifier measures
-    assert r.decision is not None and r.decision.mean_gain < max(gain, arena.margin_ubpb)
-    assert statistics.mean(g for g, _, _ in tried) < gain
+    assert r.decision is not None and r.decision.lower_bound <= arena.margin_ubpb
+    assert statistics.mean(g for g, _, _ in tried) <= gain

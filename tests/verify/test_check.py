@@ -8,7 +8,7 @@ from conftest import SEEDS, hostile
 from verify.check import FLAG_UNSAFE, run_check
 from verify.errors import HarnessMismatchError, NoSandboxError
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(1200)  # minutes of training on a loaded CI machine
 
 
 def genuine(ref: bytes) -> bytes:

@@ -10,7 +10,7 @@ from conftest import hostile
 
 from node.cli import main
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)
 
 
 def test_check_prints_verdict_and_seed_table(tmp_path):

@@ -12,7 +12,8 @@ from test_sandbox import pids_with, wait_until
 
 from verify.check import run_check
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(600)
+CAP_S = 60
 
 
 @pytest.fixture(autouse=True)
@@ -95,10 +96,12 @@ def test_fork_bomb_is_contained_and_cleaned_up(arena_and_ref, test_launcher, par
 
 @pytest.mark.parametrize("name", ["past_cap.py", "sleep_forever.py"])
 def test_wall_clock_cap(name, verifier_key, test_launcher):
-    arena, ref = small_arena(verifier_key, wall_cap_s="12")
+    # the cap must leave the worker time to import torch on a loaded machine: a worker
+    # that never starts is the environment's fault (WorkerStartError), not the script's
+    arena, ref = small_arena(verifier_key, wall_cap_s=str(CAP_S))
     r = run_check(ref.data, hostile(name), arena, SEEDS[:1], threads=1, launcher=test_launcher)
     assert r.verdict == "invalid:timeout", r.detail
-    assert r.wall_ms < 40_000
+    assert CAP_S * 1000 <= r.wall_ms < (CAP_S + 30) * 1000
 
 
 @pytest.mark.parametrize("name", ["fake_metric.py", "monkeypatch_harness.py"])
