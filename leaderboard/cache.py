@@ -2,7 +2,7 @@
 
 The store only grows, so `Store.data_version()` names its whole content: a
 snapshot or a rendered page made at version v is valid until v changes. A
-rebuild runs in one worker thread; while it runs, requests wait for it at most
+rebuild runs on one worker (a process, or a thread); while it runs, requests wait for it at most
 `wait_s` and are otherwise answered from the previous snapshot (stale while
 revalidate), so a busy writer never stalls the pages. When the last build took
 longer than `wait_s`, requests do not wait at all. After a build that
