@@ -201,7 +201,7 @@ def main() -> int:
             return build_arena("tiny", key, [key.public], 1, overrides={
                 **SMALL_EVAL, "budget_value": "60000", "wall_cap_s": str(cap)})[0]
 
-        capped, roomy = hostile_arena(15), hostile_arena(600)
+        capped, roomy = hostile_arena(60), hostile_arena(600)
         small_launcher = BubblewrapLauncher(Limits(memory_bytes=2 << 30, tmpfs_bytes=256 << 20,
                                                    max_file_bytes=128 << 20))
         detected = expected = 0
