@@ -105,7 +105,11 @@ def pack_loose(value: Any, rng: random.Random) -> bytes:
                 forms.append(bytes([code]) + struct.pack(fmt, value))
         return rng.choice(forms) if forms else msgpack.packb(value)
     if isinstance(value, float):
-        return rng.choice([b"\xca" + struct.pack(">f", value), b"\xcb" + struct.pack(">d", value)])
+        double = b"\xcb" + struct.pack(">d", value)
+        try:
+            return rng.choice([b"\xca" + struct.pack(">f", value), double])
+        except OverflowError:  # too large for a float32
+            return double
     if isinstance(value, str):
         data = value.encode("utf-8", "surrogatepass")
         return _header(len(data), rng, 0xA0, 32, (0xD9, 0xDA, 0xDB)) + data
