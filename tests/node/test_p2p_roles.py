@@ -57,9 +57,12 @@ def test_quorum_accepts_on_every_node_and_a_lying_verifier_changes_nothing(tmp_p
         relay = start(relay_home, "node")
         addr = relay.addr()
         late = start(late_home, "node", "--bootstrap", addr)
-        checks = [CHECK, CHECK, LIAR]
-        verifiers = [start(v, "verify", "--bootstrap", addr, "--check-with", c)
-                     for v, c in zip(h["verifiers"], checks, strict=True)]
+        # Honest checks take 2 s, the liar answers at once: its vote is always in before
+        # a decision (a verifier skips proposals already decided), so it is really tested.
+        checks = [(CHECK, "2"), (CHECK, "2"), (LIAR, "0")]
+        verifiers = [start(v, "verify", "--bootstrap", addr, "--check-with", c,
+                           env={"RATCHET_FAKE_CHECK_S": pause})
+                     for v, (c, pause) in zip(h["verifiers"], checks, strict=True)]
         poll(lambda: relay.peers() == 4, 120, "4 peers on the relay")
         assert late.stop(signal.SIGINT) == 0  # goes offline, cleanly
         assert "stopped (SIGINT)" in late.output()
@@ -87,11 +90,16 @@ def test_quorum_accepts_on_every_node_and_a_lying_verifier_changes_nothing(tmp_p
 
         poll(rejected, 150, "the bad proposal rejected", 0.5)
         assert _heads(everyone) == [good_id] * 4
-        with Store.open(relay_home) as store:
+        def liar_votes() -> list[str] | None:
             from chain.consensus import state_for
 
-            votes = state_for(store, h["arena"].id).commits[bytes.fromhex(good_id)].votes
-        assert votes[key(3).public] == "no_gain"  # the liar voted, and lost
+            with Store.open(relay_home) as store:
+                commits = state_for(store, h["arena"].id).commits
+                votes = [commits[bytes.fromhex(p)].votes.get(key(3).public) for p in (good_id, bad_id)]
+            return votes if all(votes) else None
+
+        # the liar voted on both, and lost both times
+        assert poll(liar_votes, 60, "the liar's votes", 0.5) == ["no_gain", "improves"]
 
         late = start(late_home, "node", "--bootstrap", addr)  # back online: catches up
         poll(lambda: _heads([late_home]) == [good_id], 150, "the offline node to catch up", 0.5)
