@@ -100,6 +100,8 @@ class Responder:
                 kind, arg = wire.decode_request(await wire.read_frame(stream, 64 * 1024))
                 await self._answer(stream, kind, arg)
             self.served += 1
+        except wire.TruncatedError as e:  # a peer that went away mid-request: not misbehaviour
+            log.debug("request from %s cut short: %s", peer, e)
         except wire.WireError as e:
             log.info("bad request from %s: %s", peer, e)
             if self.on_bad is not None:

@@ -181,6 +181,39 @@ def test_attestations_from_keys_outside_the_verifier_set_count_for_nothing(tmp_p
     run_trio(main, 180)
 
 
+def test_a_peer_that_dies_mid_exchange_is_not_banned(tmp_path: Path) -> None:
+    """A request or an answer cut short (the peer was killed or restarted) is not misbehaviour."""
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from multiaddr import Multiaddr
+
+    from node.p2p import reqresp, wire
+
+    arena, blobs, _, _ = small_chain(0)
+    _fill(tmp_path / "a", [arena, blobs[0]])
+
+    async def half_answer(stream) -> None:  # type: ignore[no-untyped-def]
+        await wire.read_frame(stream)
+        await stream.write((100).to_bytes(4, "big") + b"x" * 10)  # then hangs up
+        await stream.close()
+
+    async def main() -> None:
+        async with running_networks([tmp_path / "a"]) as (a,), running_hosts(1) as (peer,):
+            peer.set_stream_handler(TProtocol(reqresp.PROTOCOL), half_answer)
+            await peer.connect(info_from_p2p_addr(Multiaddr(a.addrs[0])))
+            await wait_until(lambda: a.counters.sync_failures >= 1)  # a's sync got half answers
+            stream = await peer.new_stream(a.host.get_id(), [TProtocol(reqresp.PROTOCOL)])
+            await stream.write((50).to_bytes(4, "big") + b"\x92")  # half a request, then gone
+            await stream.close()
+            await trio.sleep(0.5)
+            assert not a.peers.is_banned(peer.get_id())
+            assert peer.get_id() in a.connected()
+            assert str(peer.get_id()) not in a.peers.summary() or \
+                a.peers.summary()[str(peer.get_id())]["penalties"] == 0
+
+    run_trio(main, 180)
+
+
 def test_a_bad_request_bans_the_peer(tmp_path: Path) -> None:
     from libp2p.custom_types import TProtocol
     from libp2p.peer.peerinfo import info_from_p2p_addr
