@@ -57,7 +57,7 @@ class Dialer:
                 connected = {str(p) for p in self.connected()}
                 for text in bootstrap_addrs(self.bootstrap, self.store.arenas(), own):
                     if text.rsplit("/p2p/", 1)[-1] not in connected:
-                        self.dial_soon(text)
+                        self.dial_soon(text, persistent=True)
                 if 0 < len(connected) < self.target_peers:
                     await self._exchange_peers(connected, own)
                 for peer in self.connected():
@@ -84,13 +84,16 @@ class Dialer:
         if self._nursery is not None and info.peer_id != self.host.get_id():
             self._nursery.start_soon(self._dial, None, info)
 
-    def dial_soon(self, text: str) -> None:
+    def dial_soon(self, text: str, persistent: bool = False) -> None:
+        """Dial `text` in the background; `persistent` (bootstrap peers) bypasses py-libp2p's
+        negative dial cache, which otherwise refuses a peer for 60 s after one failed dial, so a
+        restarted bootstrap node is reached again within one dial interval."""
         if text in self._dialing or self._nursery is None:
             return
         self._dialing.add(text)
-        self._nursery.start_soon(self._dial, text, None)
+        self._nursery.start_soon(self._dial, text, None, persistent)
 
-    async def _dial(self, text: str | None, info: Any) -> None:
+    async def _dial(self, text: str | None, info: Any, persistent: bool = False) -> None:
         from libp2p.peer.peerinfo import info_from_p2p_addr
         from multiaddr import Multiaddr
 
@@ -99,6 +102,9 @@ class Dialer:
                 info = info_from_p2p_addr(Multiaddr(text))
             if self.peers.is_banned(info.peer_id):
                 return
+            unblock = getattr(self.host.get_network(), "unblock_peer", None)
+            if persistent and unblock is not None:
+                unblock(info.peer_id)
             with trio.move_on_after(DIAL_TIMEOUT_S):
                 await self.host.connect(info)
         except Exception as e:  # unreachable peers are normal; retried on the next round
