@@ -103,8 +103,13 @@ def test_quorum_accepts_on_every_node_and_a_lying_verifier_changes_nothing(tmp_p
 
         late = start(late_home, "node", "--bootstrap", addr)  # back online: catches up
         poll(lambda: _heads([late_home]) == [good_id], 150, "the offline node to catch up", 0.5)
-        status = _status(relay_home)
-        assert status["node"]["role"] == "node" and len(status["node"]["peers"]) >= 4
+        # the relay sees all four again (the late node's reconnect may still be settling)
+        def relay_status() -> dict | None:
+            status = _status(relay_home)
+            return status if len(status["node"]["peers"]) >= 4 else None
+
+        status = poll(relay_status, 60, "4 peers on the relay after the restart", 0.5)
+        assert status["node"]["role"] == "node"
         v_status = _status(h["verifiers"][0])["node"]["verifier"]
         assert v_status["checked"] == 2 and v_status["queue"] == 0
         for v in verifiers:

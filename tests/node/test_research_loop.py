@@ -114,7 +114,7 @@ def test_search_checks_and_proposes_on_tiny(world: World) -> None:
     assert all(p > c for p, c in zip(confirm.parent_ubpb, confirm.candidate_ubpb, strict=True))
     (prop,) = world.store.proposals(world.arena.id)
     assert prop.id == e.proposal and prop.parent == world.arena.id and prop.author == world.author.public
-    assert prop.claim_seeds == confirm.seeds
+    assert list(prop.claim_seeds) == list(confirm.seeds)
     assert world.store.blob_data(prop.script) == j_script(world, e.seq)
     assert any(k == "proposed" for k, _ in events)
     assert state_for(world.store, world.arena.id).commits[prop.id].status == "pending"

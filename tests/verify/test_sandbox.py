@@ -101,8 +101,10 @@ def test_filesystem_view_hides_home_keys_and_project(tmp_path):
     assert "chain" not in project and "verify" not in project and "node" not in project
     assert "'RATCHET_SECRET'" not in r.stdout and "'HOME'" in r.stdout
     top = set(eval(r.stdout.split("ROOT ", 1)[1].splitlines()[0]))
+    # system dirs, plus the parents of the interpreter (a venv in a checkout anywhere, e.g. /check)
+    interpreter_tops = {Path(sys.prefix).resolve().parts[1], Path(sys.base_prefix).resolve().parts[1]}
     assert top <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "dev",
-                   "tmp", "root", "work", "home", "opt"}
+                   "tmp", "root", "work", "home", "opt"} | interpreter_tops
     assert (home / "key").read_text() == secret
 
 
