@@ -146,7 +146,7 @@ class Store:
             )
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             _retry_while_locked(lambda: _prepare(conn, home))
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:  # a damaged schema page can be either
             raise StoreError(f"cannot open the database in {home}: {e}") from e
         blobs.sweep()
         return cls(home, conn, blobs)
@@ -174,7 +174,7 @@ class Store:
         with self._lock:
             try:
                 return self._db().execute(sql, params).fetchall()
-            except sqlite3.DatabaseError as e:
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
                 raise StoreError(f"database error: {e}") from e
 
     # -- writes ----------------------------------------------------------------
@@ -183,6 +183,8 @@ class Store:
         if not isinstance(obj, ChainObject):
             raise TypeError(f"expected a chain object, got {type(obj).__name__}")
         if self.has(obj.id):
+            if isinstance(obj, Blob):  # held: heal its file if it rotted or vanished
+                self._blobs.write(obj)
             return False
         if len(obj.encode()) > MAX_OBJECT_BYTES:
             raise OversizeError("encoded object", MAX_OBJECT_BYTES, len(obj.encode()))
@@ -195,6 +197,8 @@ class Store:
         if not self.has(obj.id):  # a held id has exactly these bytes, already verified
             obj.check_signature()
             self._insert(obj)
+        elif isinstance(obj, Blob):  # held: heal its file if it rotted or vanished
+            self._blobs.write(obj)
         return obj
 
     def _insert(self, obj: ChainObject) -> bool:
@@ -221,7 +225,7 @@ class Store:
                     if db.in_transaction:
                         db.execute("ROLLBACK")
                     raise
-            except sqlite3.DatabaseError as e:
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
                 raise StoreError(f"cannot store {obj.TYPE} {obj.hex}: {e}") from e
         return True
 

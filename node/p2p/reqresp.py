@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from chain.errors import DecodeError, NotFoundError
+from chain.errors import CorruptBlobError, DecodeError, NotFoundError
 from chain.objects import ChainObject, decode
 from node.p2p import wire
 
@@ -123,6 +123,9 @@ class Responder:
                 try:
                     data = self.store.get_encoded(oid)
                 except NotFoundError:
+                    data = b""
+                except CorruptBlobError as e:  # our own disk's fault: answer "not held", say so
+                    log.warning("not serving %s: %s", oid.hex()[:12], e)
                     data = b""
                 if chunk and size + len(data) > wire.PACK_BYTES:
                     await wire.write_frame(stream, wire.pack(chunk))

@@ -55,14 +55,14 @@ class ByteStream(Protocol):
 
 async def read_exact(stream: ByteStream, n: int) -> bytes:
     """Exactly `n` bytes from `stream` (TruncatedError if it ends first)."""
-    from libp2p.network.stream.exceptions import StreamEOF
+    from libp2p.network.stream.exceptions import StreamEOF, StreamReset
 
     parts: list[bytes] = []
     got = 0
     while got < n:
         try:
             chunk = await stream.read(min(n - got, 1 << 16))
-        except StreamEOF:
+        except (StreamEOF, StreamReset):  # ended or reset by the other side: cut short
             chunk = b""
         if not chunk:
             raise TruncatedError(n, got)

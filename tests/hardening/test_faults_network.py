@@ -305,3 +305,41 @@ def test_sigkill_during_sync_then_restart_converges(tmp_path: Path) -> None:
     run_trio(main, 110)
     print(seen)
     assert 0 < seen["after_kill"] < total, f"the kill did not land mid-sync: {seen}"
+
+def test_a_peer_that_dies_mid_answer_is_not_a_bad_peer(tmp_path: Path) -> None:
+    from libp2p.custom_types import TProtocol
+
+    from node.p2p import reqresp
+    from node.p2p.sync import SyncError, sync_with
+
+    async def crash(stream) -> None:  # reads the request, then the process "dies"
+        await stream.reset()
+
+    async def main() -> None:
+        with Store.open(tmp_path / "b") as store:
+            async with running_hosts(2) as (dying, b):
+                dying.set_stream_handler(TProtocol(reqresp.PROTOCOL), crash)
+                await connect(b, dying)
+                try:
+                    await sync_with(b, store, dying.get_id())
+                except SyncError as e:
+                    assert not e.peer_fault, f"a cut stream was blamed on the peer: {e}"
+
+    run_trio(main, 30)
+
+
+def test_a_corrupt_blob_does_not_get_its_node_banned(tmp_path: Path) -> None:
+    arena, blobs, props, atts = small_chain(5)
+    with Store.open(tmp_path / "a") as s:
+        for o in [arena, *blobs, *props, *atts]:
+            s.add(o)
+        s.blob_path(blobs[3].id).write_bytes(b"rot")
+    total = 2 + 5 + 5 + 10  # arena, 6 blobs, 5 proposals, 10 attestations = 22
+
+    async def main() -> None:
+        async with running_networks([tmp_path / "a", tmp_path / "b"]) as (a, b):
+            await wait_until(lambda: sum(b.store.counts().values()) == total - 1, 20)
+            await trio.sleep(1.0)
+            assert not b.peers.is_banned(a.host.get_id()), b.peers.summary()
+
+    run_trio(main, 40)

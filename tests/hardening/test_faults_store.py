@@ -245,3 +245,30 @@ def test_store_errors_stay_usable_after_a_failed_write(tmp_path: Path) -> None:
         assert state_for(s, arena_id).head != arena_id
     finally:
         s.close()
+
+def test_a_damaged_schema_page_is_a_store_error(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    Store.open(home).close()
+    db = home / DB_NAME
+    with sqlite3.connect(db) as c:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(db.read_bytes())
+    at = data.index(b"tableblobsblobs") + len("table")  # the name column of the blobs table's schema row
+    data[at] = 0xFF
+    db.write_bytes(bytes(data))
+    with pytest.raises(StoreError):
+        Store.open(home).close()
+
+
+def test_re_adding_a_blob_heals_its_corrupt_file(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "home") as s:
+        b = Blob(data=b"# script\n" * 20)
+        s.add(b)
+        s.blob_path(b.id).write_bytes(b"garbage")
+        with pytest.raises(CorruptBlobError):
+            s.blob_data(b.id)
+        assert s.add(b) is False  # already held: no new row...
+        assert s.blob_data(b.id) == b.data  # ...but the file is whole again
+        s.blob_path(b.id).unlink()
+        assert s.add_encoded(b.encode()) == b
+        assert s.blob_data(b.id) == b.data
