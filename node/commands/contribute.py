@@ -12,7 +12,10 @@ from typing import Any
 
 import click
 
+from node.commands.roles import network_options
 from node.context import Context
+
+ARENA_SYNC_TIMEOUT_S = 120.0
 
 
 @click.command()
@@ -42,27 +45,51 @@ from node.context import Context
 @click.option("--offline", is_flag=True, help="Do not start the network node; propose into the local store.")
 @click.option("--unsafe-no-sandbox", is_flag=True, help="Run scripts without the bubblewrap sandbox.")
 @click.option("--search-seed", type=int, default=None, help="Seed of the search's own randomness.")
+@network_options
 @click.pass_obj
 def contribute(ctx: Context, proposer: str, agent_cmd: str | None, agent_timeout: float,
                threads: int, gpus: str | None, seeds: int | None, max_experiments: int | None,
                max_pending: int, overrides: tuple[str, ...], niceness: int, hours: str | None,
                no_confirm: bool, no_claims: bool, offline: bool, unsafe_no_sandbox: bool,
-               search_seed: int | None) -> None:
+               search_seed: int | None, listen: str | None, port: int | None,
+               bootstrap: tuple[str, ...], mdns: bool | None, sync_interval: float) -> None:
     """Search for improvements of the head's script, check them locally, propose what wins.
+
+    Proposals go to the network through a `ratchet node` on this data directory:
+    the one already running, or one started here with the network options
+    (--bootstrap, --port, ...) and stopped with the loop. --offline keeps
+    everything in the local store.
 
     Pause with `touch HOME/research/pause` or SIGUSR1, resume by deleting the
     file or SIGUSR2. Ctrl-C stops after the current run; a restart resumes.
     """
     from node.commands.keys import load_key
+
+    if proposer == "agent" and not agent_cmd:
+        raise click.BadParameter("--proposer agent needs --agent-cmd", param_hint="--agent-cmd")
+    key = load_key(ctx)
+    emit = _printer(ctx.as_json)
+    link = None if offline else _attach_node(ctx, emit, listen, port, bootstrap, mdns, sync_interval)
+    try:
+        _contribute(ctx, key, emit, proposer, agent_cmd, agent_timeout, threads, gpus, seeds,
+                    max_experiments, max_pending, overrides, niceness, hours, no_confirm, no_claims,
+                    unsafe_no_sandbox, search_seed)
+    finally:
+        if link is not None:
+            link.close()
+
+
+def _contribute(ctx: Context, key: Any, emit: Any, proposer: str, agent_cmd: str | None,
+                agent_timeout: float, threads: int, gpus: str | None, seeds: int | None,
+                max_experiments: int | None, max_pending: int, overrides: tuple[str, ...],
+                niceness: int, hours: str | None, no_confirm: bool, no_claims: bool,
+                unsafe_no_sandbox: bool, search_seed: int | None) -> None:
     from node.research.errors import ResearchError
     from node.research.journal import Journal
     from node.research.limits import Gate, parse_hours, set_nice
     from node.research.localcheck import NoSandboxError
     from node.research.loop import ContributorLoop, LoopConfig
 
-    if proposer == "agent" and not agent_cmd:
-        raise click.BadParameter("--proposer agent needs --agent-cmd", param_hint="--agent-cmd")
-    key = load_key(ctx)
     arena = ctx.arena()
     store = ctx.store()
     try:
@@ -79,32 +106,25 @@ def contribute(ctx: Context, proposer: str, agent_cmd: str | None, agent_timeout
     )
     gate = Gate(pause_file=ctx.home / "research" / "pause", hours=window)
     gate.install_signals()
-    emit = _printer(ctx.as_json)
     _stop_on_signals(gate, emit)
-    network = None if offline else _start_network(ctx, emit)
-    try:
-        with Journal.open(ctx.home) as journal:
-            try:
-                loop = ContributorLoop(
-                    store, arena, key, journal,
-                    make_proposer(proposer, arena, agent_cmd, agent_timeout, search_seed, ctx.home),
-                    config, gate=gate, on_event=emit,
-                    publisher=network.publish if network else None,
-                    claim_publisher=network.publish_claim if network else None,
-                )
-            except NoSandboxError as e:
-                raise click.ClickException(str(e)) from e
-            emit("start", f"contributing to {arena.name} {arena.hex[:12]} as {key.public.hex()[:12]} "
-                          f"({proposer}; {loop.n_seeds} seeds per stage; margin {arena.margin_ubpb} ubpb); "
-                          f"journal {journal.path}")
-            try:
-                n = loop.run()
-            except ResearchError as e:
-                raise click.ClickException(str(e)) from e
-            emit("stop", f"stopped after {n} experiments; {len(loop.proposed)} proposed")
-    finally:
-        if network is not None:
-            network.close()
+    with Journal.open(ctx.home) as journal:
+        try:
+            # proposals land in the local store; a node on this home publishes them
+            loop = ContributorLoop(
+                store, arena, key, journal,
+                make_proposer(proposer, arena, agent_cmd, agent_timeout, search_seed, ctx.home),
+                config, gate=gate, on_event=emit,
+            )
+        except NoSandboxError as e:
+            raise click.ClickException(str(e)) from e
+        emit("start", f"contributing to {arena.name} {arena.hex[:12]} as {key.public.hex()[:12]} "
+                      f"({proposer}; {loop.n_seeds} seeds per stage; margin {arena.margin_ubpb} ubpb); "
+                      f"journal {journal.path}")
+        try:
+            n = loop.run()
+        except ResearchError as e:
+            raise click.ClickException(str(e)) from e
+        emit("stop", f"stopped after {n} experiments; {len(loop.proposed)} proposed")
 
 
 def make_proposer(name: str, arena: Any, agent_cmd: str | None, agent_timeout: float,
@@ -167,6 +187,26 @@ def _stop_on_signals(gate: Any, emit: Any) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _start_network(ctx: Context, emit: Any) -> Any:
-    """The network node's publish API, when the network layer is installed; None otherwise."""
-    return None
+def _attach_node(ctx: Context, emit: Any, listen: str | None, port: int | None,
+                 bootstrap: tuple[str, ...], mdns: bool | None, sync_interval: float) -> Any:
+    """The node publishing this home's proposals: the running one, or a child node started here."""
+    from node.research import netnode
+    from node.research.errors import ResearchError
+
+    args = ["--port", str(port if port is not None else 0), "--sync-interval", str(sync_interval)]
+    args += ["--listen", listen] if listen else []
+    args += [f"--bootstrap={b}" for b in bootstrap]
+    args += [] if mdns is None else ["--mdns" if mdns else "--no-mdns"]
+    try:
+        link = netnode.attach(ctx.home, args)
+    except ResearchError as e:
+        raise click.ClickException(str(e)) from e
+    how = "started" if link.owned is not None else "already running"
+    emit("network", f"network node {how} (pid {link.pid}) on {' '.join(link.addrs) or 'no address'}")
+    if not ctx.store().arenas():
+        emit("network", "no arena stored yet: waiting for the node to sync one from its peers")
+        if not netnode.wait_for_arena(ctx.home, link, ARENA_SYNC_TIMEOUT_S):
+            link.close()
+            raise click.ClickException(f"no arena arrived from the network within {ARENA_SYNC_TIMEOUT_S:.0f}s: "
+                                       "check --bootstrap, or create one with `ratchet arena init`")
+    return link

@@ -36,7 +36,8 @@ DEMO_BUDGET = 60_000
 def demo(ctx: Context, root: Path | None, fresh: bool, port: int, budget: int, verifiers: int,
          quorum: int, threads: int, seeds: int | None, duration: float | None,
          until_accepted: int | None, unsafe_no_sandbox: bool) -> None:
-    """Start a contributor (built-in search), verifiers (quorum) and the leaderboard; Ctrl-C stops all."""
+    """Start a relay with the leaderboard, verifiers (quorum) and a contributor (built-in search),
+    as separate processes talking libp2p on loopback; Ctrl-C stops all."""
     from chain.consensus import state_for
     from chain.errors import ChainError
     from chain.store import Store
@@ -48,26 +49,31 @@ def demo(ctx: Context, root: Path | None, fresh: bool, port: int, budget: int, v
         layout = d.setup(root, budget=budget, verifiers=verifiers, quorum=quorum, fresh=fresh)
     except (ResearchError, ChainError, OSError) as e:
         raise click.ClickException(f"cannot set up the demo in {root}: {e}") from e
-    kids = d.children_shared_store(layout, threads=threads, port=port, unsafe=unsafe_no_sandbox,
-                                   seeds=seeds)
     say = lambda text: click.echo(text)  # noqa: E731
+    lb = layout.leaderboard
     say(f"Ratchet demo in {root}")
-    say(f"  arena    tiny {layout.arena_id.hex()[:12]}  budget {layout.budget} tokens/run, "
+    say(f"  arena        tiny {layout.arena_id.hex()[:12]}  budget {layout.budget} tokens/run, "
         f"{verifiers} verifiers, quorum {quorum}")
-    say(f"  store    {layout.shared}  (try: ratchet --home {layout.shared} log)")
-    say(f"  journal  ratchet --home {layout.shared} journal")
-    say(f"  logs     {layout.logs}/")
-    if d.leaderboard_available():
-        say(f"  leaderboard  http://127.0.0.1:{port}/")
-    else:
-        say("  leaderboard  not installed in this build (ratchet serve missing)")
+    say(f"  leaderboard  http://127.0.0.1:{port}/")
+    say(f"  chain        ratchet --home {lb} log      (status: ratchet --home {lb} status)")
+    say(f"  journal      ratchet --home {layout.contributor} journal")
+    say(f"  logs         {layout.logs}/")
     say("Ctrl-C stops everything.")
+    relay, board = d.relay_children(layout, port=port)
+
+    def peers() -> list[d.Child]:
+        address = d.relay_address(layout, relay)
+        say(f"relay listening on {address}")
+        return d.peer_children(layout, address, threads=threads, unsafe=unsafe_no_sandbox, seeds=seeds)
 
     def accepted() -> bool:
         if until_accepted is None:
             return False
-        with Store.open(layout.shared) as store:
+        with Store.open(lb) as store:
             return len(state_for(store, layout.arena_id).accepted) >= until_accepted
 
-    d.supervise(kids, root, status=lambda: d.status_line(layout, layout.shared, layout.shared),
-                say=say, duration_s=duration, done=accepted)
+    try:
+        d.supervise([relay, board], root, status=lambda: d.status_line(layout, lb, layout.contributor),
+                    say=say, duration_s=duration, done=accepted, then=peers)
+    except ResearchError as e:
+        raise click.ClickException(str(e)) from e

@@ -6,13 +6,14 @@ Layout of the demo directory (created once, reused by later runs unless --fresh)
     <dir>/logs/<role>.log   each process's output
     <dir>/demo.json         what was created: keys, arena id, ports, budget
 
-Roles: a contributor running the built-in search, N verifiers (quorum K) and
-the leaderboard. Nodes talk over libp2p on loopback when the network layer
-is installed (`ratchet verify`, `ratchet node`); otherwise they share one
-store (SQLite WAL is multi-process safe) and each verifier runs the built-in
-verifier worker (demo_verifier.py). Each child runs in its own session, so a
-Ctrl-C reaches only this supervisor, which stops the children in order:
-SIGTERM, a second SIGTERM, then SIGKILL of the whole process group.
+Roles, each a separate `ratchet` process talking libp2p over loopback: a relay
+node with the leaderboard on its data directory (`ratchet node` + `ratchet
+serve`), N verifiers (`ratchet verify`, quorum K) and a contributor running
+the built-in search (`ratchet contribute`, which starts its own node). The
+relay starts first; the others bootstrap from its address. Each child runs in
+its own session, so a Ctrl-C reaches only this supervisor, which stops the
+children in order: SIGTERM, a second SIGTERM, then SIGKILL of the whole
+process group.
 """
 
 from __future__ import annotations
@@ -79,7 +80,6 @@ class Child:
 @dataclass
 class Layout:
     root: Path
-    shared: Path  # the store every role reads in shared-store mode
     contributor: Path
     verifiers: list[Path]
     leaderboard: Path
@@ -105,11 +105,10 @@ def setup(root: Path, *, budget: int, verifiers: int, quorum: int, fresh: bool,
     info_path = root / "demo.json"
     homes = {"contributor": root / "contributor", "leaderboard": root / "leaderboard"}
     vhomes = [root / f"verifier-{i + 1}" for i in range(verifiers)]
-    shared = root / "shared"
     if info_path.exists():
         info = json.loads(info_path.read_text())
         if info.get("verifiers") == [str(v) for v in vhomes] and info.get("quorum") == quorum:
-            return Layout(root, shared, homes["contributor"], vhomes, homes["leaderboard"],
+            return Layout(root, homes["contributor"], vhomes, homes["leaderboard"],
                           root / "logs", bytes.fromhex(info["arena"]), int(info["budget"]), quorum)
         raise ResearchError(f"{root} holds a demo with other settings; pass --fresh to replace it")
 
@@ -121,19 +120,16 @@ def setup(root: Path, *, budget: int, verifiers: int, quorum: int, fresh: bool,
         else:
             keys[name] = SigningKey.generate()
             keys[name].save(path)
-    shared_key = shared / "keys" / "identity.pem"  # the contributor signs from the shared home
-    if not shared_key.exists():
-        keys["contributor"].save(shared_key)
     from model.arenas import build_arena
 
     settings = {"budget_value": str(budget), **(overrides or {})}
     arena, blob = build_arena("tiny", keys["contributor"], [keys[p.name].public for p in vhomes],
                               quorum, overrides=settings)
-    for home in [*homes.values(), *vhomes, shared]:
+    for home in [*homes.values(), *vhomes]:
         with Store.open(home) as store:
             store.add(blob)
             store.add(arena)
-    layout = Layout(root, shared, homes["contributor"], vhomes, homes["leaderboard"],
+    layout = Layout(root, homes["contributor"], vhomes, homes["leaderboard"],
                     root / "logs", arena.id, budget, quorum)
     info_path.write_text(json.dumps(layout.info(), indent=1))
     return layout
@@ -151,37 +147,48 @@ def ratchet_argv(home: Path, *args: str) -> list[str]:
     return [sys.executable, "-c", "from node.cli import main; main()", "--home", str(home), *args]
 
 
-def network_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("node.commands.roles") is not None
+RELAY_START_TIMEOUT_S = 90.0
 
 
-def leaderboard_available() -> bool:
-    import importlib.util
+def relay_children(layout: Layout, *, port: int) -> list[Child]:
+    """The relay node and the leaderboard, both on the leaderboard's data directory."""
+    home, logs = layout.leaderboard, layout.logs
+    return [
+        Child("relay", ratchet_argv(home, "node", "--listen", "127.0.0.1", "--port", "0",
+                                    "--sync-interval", "5"), logs / "relay.log"),
+        Child("leaderboard", ratchet_argv(home, "serve", "--host", "127.0.0.1", "--port", str(port)),
+              logs / "leaderboard.log"),
+    ]
 
-    return importlib.util.find_spec("node.commands.serve") is not None
+
+def relay_address(layout: Layout, relay: Child, timeout_s: float = RELAY_START_TIMEOUT_S) -> str:
+    """The relay's loopback multiaddr, read from its status file once it is up."""
+    from node.roles.propose import local_node
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = local_node(layout.leaderboard)
+        if status is not None:
+            addrs = [a for a in status.get("addrs", []) if "/127.0.0.1/" in a]
+            if addrs:
+                return str(addrs[0])
+        if not relay.alive:
+            raise ResearchError(f"the relay node exited; see {relay.log}")
+        time.sleep(0.2)
+    raise ResearchError(f"the relay node did not report an address within {timeout_s:.0f}s; see {relay.log}")
 
 
-def children_shared_store(layout: Layout, *, threads: int, port: int, unsafe: bool,
-                          seeds: int | None) -> list[Child]:
-    """Every role on one shared store; verifiers run the built-in verifier worker."""
-    logs = layout.logs
+def peer_children(layout: Layout, bootstrap: str, *, threads: int, unsafe: bool,
+                  seeds: int | None) -> list[Child]:
+    """The verifiers and the contributor, bootstrapping from the relay."""
+    net = ["--listen", "127.0.0.1", "--port", "0", "--sync-interval", "5", f"--bootstrap={bootstrap}"]
     extra = ["--unsafe-no-sandbox"] if unsafe else []
-    kids = []
-    for vhome in layout.verifiers:
-        kids.append(Child(vhome.name, [sys.executable, "-m", "node.research.demo_verifier",
-                                       "--store", str(layout.shared),
-                                       "--key", str(vhome / "keys" / "identity.pem"),
-                                       "--threads", str(threads), *extra],
-                          logs / f"{vhome.name}.log"))
-    contrib = ["contribute", "--offline", "--max-pending", "1", "--threads", str(threads),
-               "--nice", "5", *extra] + (["--seeds", str(seeds)] if seeds else [])
-    kids.append(Child("contributor", ratchet_argv(layout.shared, *contrib), logs / "contributor.log"))
-    if leaderboard_available():
-        kids.append(Child("leaderboard", ratchet_argv(layout.shared, "serve", "--host", "127.0.0.1",
-                                                      "--port", str(port)),
-                          logs / "leaderboard.log"))
+    kids = [Child(v.name, ratchet_argv(v, "verify", *net, "--threads", str(threads), *extra),
+                  layout.logs / f"{v.name}.log") for v in layout.verifiers]
+    contrib = ["contribute", *net, "--max-pending", "1", "--threads", str(threads), "--nice", "5",
+               *extra] + (["--seeds", str(seeds)] if seeds else [])
+    kids.append(Child("contributor", ratchet_argv(layout.contributor, *contrib),
+                      layout.logs / "contributor.log"))
     return kids
 
 
@@ -211,8 +218,10 @@ def status_line(layout: Layout, store_home: Path, journal_home: Path) -> str:
 
 def supervise(children: list[Child], cwd: Path, *, status: Callable[[], str],
               say: Callable[[str], None], every_s: float = 10.0, duration_s: float | None = None,
-              done: Callable[[], bool] | None = None) -> None:
-    """Start the children, print status until Ctrl-C / duration / done(), then stop them all."""
+              done: Callable[[], bool] | None = None,
+              then: Callable[[], list[Child]] | None = None) -> None:
+    """Start the children (then those `then()` returns, once the first are up), print status
+    until Ctrl-C / duration / done(), then stop them all."""
     stop = {"now": False}
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -224,6 +233,12 @@ def supervise(children: list[Child], cwd: Path, *, status: Callable[[], str],
         for c in children:
             c.start(cwd)
             say(f"started {c.role:<12} pid {c.proc.pid if c.proc else '-'}  log {c.log}")
+        if then is not None:
+            more = then()
+            children.extend(more)
+            for c in more:
+                c.start(cwd)
+                say(f"started {c.role:<12} pid {c.proc.pid if c.proc else '-'}  log {c.log}")
         last = 0.0
         while not stop["now"]:
             now = time.monotonic()
