@@ -105,6 +105,7 @@ class ContributorLoop:
         self._head: Head | None = None
         self.experiments = 0
         self.proposed: list[bytes] = []
+        self._waiting: str | None = None
 
     # -- head tracking ------------------------------------------------------
     def head(self) -> Head:
@@ -166,12 +167,13 @@ class ContributorLoop:
             self._screen = (head.id, new_seeds(self.n_seeds))
             self.checker.forget(keep=head.script)
         if self._pending_own(head) >= self.config.max_pending:
-            self.on_event("wait", f"{self.config.max_pending} own proposal(s) awaiting verification")
+            self._wait_once(f"{self.config.max_pending} own proposal(s) awaiting verification")
             return None
         cand = self._next_candidate(head)
         if cand is None:
-            self.on_event("wait", "nothing left to try on this head; waiting for a new one")
+            self._wait_once("nothing left to try on this head; waiting for a new one")
             return None
+        self._waiting = None
         started = time.monotonic()
         seq = self.journal.start(arena=self.arena.id, parent=head.id, proposer=self.proposer.name,
                                  summary=cand.summary, changes=cand.changes,
@@ -186,6 +188,12 @@ class ContributorLoop:
         self._claim(head, cand)
         self._check_and_propose(seq, cand, head, self.proposer.name, started)
         return self.journal.get(seq)
+
+    def _wait_once(self, why: str) -> None:
+        """Say why the loop waits, once per reason (it polls every poll_s)."""
+        if why != self._waiting:
+            self._waiting = why
+            self.on_event("wait", why)
 
     def _next_candidate(self, head: Head) -> Candidate | None:
         while self._rebased:
