@@ -7,6 +7,7 @@ ensure_system_packages() {
         case "$pkg" in
             bubblewrap) command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap) ;;
             chromium) command -v chromium >/dev/null 2>&1 || missing+=(chromium) ;;
+            iproute2) command -v ip >/dev/null 2>&1 || missing+=(iproute2) ;;
             *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
         esac
     done

@@ -139,12 +139,14 @@ def ratchet(home: Path, *args: str, timeout: float = 180, env: dict[str, str] | 
 class NodeProc:
     """One `ratchet node|verify` process; its output goes to HOME/role.log."""
 
-    def __init__(self, home: Path, role: str, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, role: str, args: list[str], env: dict[str, str] | None = None,
+                 prefix: list[str] | None = None) -> None:
         self.home, self.role = home, role
         home.mkdir(parents=True, exist_ok=True)
         self.log_path = home / f"{role}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([*CLI, "--home", str(home), role, *FAST_FLAGS, *args],
+        # `prefix` runs the node inside something, e.g. ["ip", "netns", "exec", NAME]
+        self.proc = subprocess.Popen([*(prefix or []), *CLI, "--home", str(home), role, *FAST_FLAGS, *args],
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
@@ -184,8 +186,9 @@ def node_processes() -> Iterator[Callable[..., NodeProc]]:
     logs of all are printed when the test failed."""
     procs: list[NodeProc] = []
 
-    def start(home: Path, role: str = "node", *args: str, env: dict[str, str] | None = None) -> NodeProc:
-        proc = NodeProc(home, role, list(args), env)
+    def start(home: Path, role: str = "node", *args: str, env: dict[str, str] | None = None,
+              prefix: list[str] | None = None) -> NodeProc:
+        proc = NodeProc(home, role, list(args), env, prefix)
         procs.append(proc)
         return proc
 
