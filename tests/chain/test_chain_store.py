@@ -215,8 +215,8 @@ def test_blob_corruption_is_detected_on_read(arena_store: Store, world) -> None:
     path.unlink()
     with pytest.raises(CorruptBlobError):
         arena_store.get(world.script.id)
-    arena_store.add(world.script)  # already held: the row stays, the file is not rewritten
-    assert not path.exists()
+    assert arena_store.add(world.script) is False  # already held: no new row, but the file is healed
+    assert arena_store.blob_data(world.script.id) == world.script.data
 
 
 def test_reopen_keeps_everything(tmp_path: Path, world) -> None:
