@@ -10,9 +10,12 @@ again). Arms are drawn by Thompson sampling from a Gaussian posterior whose
 prior mean favours what usually matters under a short budget (learning
 rates, then schedule, then capacity). Each arm's step size adapts (x1.5 after
 a gain, x0.5 after a loss). It never repeats a mutation already measured on
-this head or an arm another contributor claimed, and every few experiments it
-combines the two best one-knob changes that gained without clearing the
-margin (small gains add up).
+this head, and every few experiments it combines the two best one-knob changes
+that gained without clearing the margin (small gains add up).
+
+Topics other contributors claimed are tried last, not never: a claim is an
+unauthenticated hint (any fresh key can sign one), so a flood of claims may
+reorder the search but cannot stall it.
 
 `RandomSearch` is the benchmark's baseline: a uniformly random knob,
 direction and step size (log-uniform 0.5-2 steps), over the same knobs.
@@ -168,15 +171,24 @@ class BanditSearch:
         stats, scales = self._arm_stats(history, head, margin_ubpb)
 
         self._margin = max(margin_ubpb, 1)
-        crossed = self._crossover(head_script, on_head, tried, taken)
-        if crossed is not None:
-            return crossed
-
         arms = _arms(head_script)
         ranked = sorted(arms, key=lambda a: -self._sample(stats.get(_arm_name(a)), _prior(a[0], knobs)))
+        for claimed in (False, True):  # unclaimed topics first; claimed ones only when none is left
+            crossed = self._crossover(head_script, on_head, tried, taken, claimed)
+            if crossed is not None:
+                return crossed
+            cand = self._one_knob(head_script, knobs, ranked, tried, scales, taken, claimed)
+            if cand is not None:
+                return cand
+        return None
+
+    def _one_knob(self, head_script: bytes, knobs: dict[str, Knob], ranked: list[tuple[str, int]],
+                  tried: set[str], scales: dict[str, float], taken: set[str],
+                  claimed: bool) -> Candidate | None:
+        """The best-ranked untried one-knob move whose arm is (`claimed`) or is not claimed."""
         for name, direction in ranked:
             arm = _arm_name((name, direction))
-            if arm in taken:
+            if (arm in taken) != claimed:
                 continue
             scale = scales.get(arm, 1.0)
             for attempt in range(4):
@@ -217,8 +229,9 @@ class BanditSearch:
         return self.rng.gauss(mean, 1.0 / math.sqrt(n + 1.0))
 
     def _crossover(self, head_script: bytes, on_head: list[Entry], tried: set[str],
-                   taken: set[str]) -> Candidate | None:
-        """The two best one-knob changes on this head that gained but not enough, together."""
+                   taken: set[str], claimed: bool = False) -> Candidate | None:
+        """The two best one-knob changes on this head that gained but not enough, together
+        (only those whose topic is, if `claimed`, or is not, otherwise, claimed by others)."""
         done = [e for e in on_head if e.decision is not None]
         if not done or len(done) % self.combine_every:
             return None
@@ -236,7 +249,7 @@ class BanditSearch:
                 if merged is None or mutation_key(merged) in tried:
                     continue
                 topic = "+".join(sorted(arm_of(c) for c in merged.changes))
-                if topic in taken:
+                if (topic in taken) != claimed:
                     continue
                 try:
                     return candidate_for(head_script, merged, {})

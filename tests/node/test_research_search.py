@@ -6,7 +6,8 @@ from collections import Counter
 
 from node.research.journal import DISCARDED, INVALID, PROPOSED, Entry, Stage
 from node.research.knobs import parse_knobs
-from node.research.search import BanditSearch, RandomSearch, diffstat, mutation_key
+from node.research.mutate import Mutation
+from node.research.search import BanditSearch, Candidate, RandomSearch, diffstat, mutation_key
 
 HEAD_SCRIPT = b"""N_LAYER = 4  # blocks
 N_HEAD = 4
@@ -44,7 +45,13 @@ def test_random_search_moves_one_mutable_knob() -> None:
     assert len(seen) >= 5  # it wanders over the knobs
 
 
-def test_bandit_never_repeats_and_respects_claims() -> None:
+def _discarded(i: int, cand: Candidate) -> Entry:
+    return Entry(i, f"u{i}", b"a" * 32, HEAD, "search", cand.summary, cand.changes, "", 0,
+                 decision=DISCARDED, stages=[Stage("screen", [1], [0], [500], mean_gain_ubpb=-500)])
+
+
+def test_bandit_never_repeats_and_tries_claimed_topics_last() -> None:
+    """Others' claims deprioritise a topic: while unclaimed moves remain, none touches LR."""
     bandit = BanditSearch(seed=0)
     history: list[Entry] = []
     keys = set()
@@ -55,9 +62,26 @@ def test_bandit_never_repeats_and_respects_claims() -> None:
         assert key not in keys
         keys.add(key)
         assert not any(c.name == "LR" for c in cand.mutation.changes)
-        history.append(Entry(i, f"u{i}", b"a" * 32, HEAD, "search", cand.summary, cand.changes, "",
-                             0, decision=DISCARDED, stages=[Stage("screen", [1], [0], [500],
-                                                                  mean_gain_ubpb=-500)]))
+        history.append(_discarded(i, cand))
+
+
+def test_claimed_topics_are_still_tried_when_nothing_else_is_left() -> None:
+    """A flood of claims cannot stall a contributor: once every unclaimed move was measured on
+    this head, the claimed ones come next (never before)."""
+    script = b"LR = 3e-3\nTIE_WEIGHTS = True\n"
+    taken = {"LR:+", "LR:-"}
+    for seed in range(5):
+        bandit = BanditSearch(seed=seed)
+        history: list[Entry] = []
+        topics = []
+        for i in range(6):
+            cand = bandit.propose(script, HEAD, history, taken, MARGIN)
+            assert cand is not None and cand.mutation is not None
+            topics.append(cand.topic)
+            history.append(_discarded(i, cand))
+        assert topics[0] == "TIE_WEIGHTS:~"  # the only unclaimed move goes first
+        assert set(topics[1:]) <= {"LR:+", "LR:-"}  # then the claimed ones, still tried
+        assert len({mutation_key(Mutation.from_json(e.changes)) for e in history}) == 6  # no repeats
 
 
 def test_bandit_follows_a_direction_that_paid_off() -> None:
