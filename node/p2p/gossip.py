@@ -1,7 +1,9 @@
 """Gossipsub with fixed parameters, per-arena topics, and validation before store and forward.
 
 Topics per arena: `/ratchet/1/<arena hex>/proposals`, `.../attestations` (one
-encoded object per message) and `.../heads` ([arena, head, inventory size]).
+encoded object per message), `.../heads` ([arena, head, inventory size]) and
+`.../claims` (one signed, expiring "trying X" claim; advisory, never stored in
+the chain store: claimgossip.ClaimBook validates, caps and journals them).
 Scripts never travel here: a proposal names its script's blob id, and peers
 fetch the blob by request/response.
 
@@ -39,7 +41,9 @@ from chain.errors import (
 )
 from chain.objects import Attestation, ChainObject, Proposal, decode
 from node.p2p import wire
+from node.p2p.claimgossip import ClaimBook
 from node.p2p.peers import PeerBook
+from node.research.claims import Claim
 
 if TYPE_CHECKING:
     from libp2p.abc import IHost
@@ -49,7 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KINDS = {"proposals": Proposal, "attestations": Attestation, "heads": None}
+KINDS = {"proposals": Proposal, "attestations": Attestation, "heads": None, "claims": None}
+MESSAGE_KIND = {"proposals": "object", "attestations": "object", "heads": "head", "claims": "claim"}
 PEER_QUEUE_SIZE = 4096
 
 
@@ -139,21 +144,24 @@ class GossipHandlers:
     def __init__(self,
                  on_object: Callable[[ChainObject, ID], None] | None = None,
                  on_missing: Callable[[bytes, ID], None] | None = None,
-                 on_head: Callable[[bytes, bytes, int, ID, ID], None] | None = None) -> None:
+                 on_head: Callable[[bytes, bytes, int, ID, ID], None] | None = None,
+                 on_claim: Callable[[Claim | None, ID], None] | None = None) -> None:
         self.on_object = on_object or (lambda obj, peer: None)
         self.on_missing = on_missing or (lambda arena, peer: None)
         self.on_head = on_head or (lambda arena, head, size, origin, peer: None)
+        self.on_claim = on_claim or (lambda claim, peer: None)
 
 
 class Gossip:
     """The node's gossip: joins arena topics, validates and stores what arrives, publishes."""
 
     def __init__(self, host: IHost, store: Store, peers: PeerBook, handlers: GossipHandlers,
-                 params: GossipParams | None = None) -> None:
+                 params: GossipParams | None = None, claims: ClaimBook | None = None) -> None:
         self.host = host
         self.store = store
         self.peers = peers
         self.handlers = handlers
+        self.claims = claims  # None: the claims topics are not joined
         self.pubsub, self.router = make_pubsub(host, params or GossipParams(),
                                                on_bad=lambda peer, why: self._invalid(peer, why))
         self.joined: set[bytes] = set()
@@ -161,11 +169,13 @@ class Gossip:
         self.rejected = 0
 
     async def join(self, arena_id: bytes) -> None:
-        """Subscribe to the arena's three topics (idempotent)."""
+        """Subscribe to the arena's topics (idempotent)."""
         if arena_id in self.joined:
             return
         self.joined.add(arena_id)
         for kind in KINDS:
+            if kind == "claims" and self.claims is None:
+                continue
             name = topic(arena_id, kind)
             self.pubsub.set_topic_validator(name, self._validator(arena_id, kind), False)
             await self.pubsub.subscribe(name)
@@ -176,6 +186,14 @@ class Gossip:
 
     async def publish_head(self, arena_id: bytes, head_id: bytes, size: int) -> None:
         await self.pubsub.publish(topic(arena_id, "heads"), wire.encode_gossip_head(arena_id, head_id, size))
+
+    async def publish_claim(self, claim: Claim) -> None:
+        await self.pubsub.publish(topic(claim.arena, "claims"), wire.encode_gossip_claim(claim.encode()))
+
+    def can_reach(self, name: str) -> bool:
+        """Whether a publish on topic `name` now would reach a peer (its mesh, or fanout peers)."""
+        mesh = self.router.mesh.get(name)
+        return bool(mesh) if mesh is not None else bool(self.pubsub.peer_topics.get(name))
 
     def _validator(self, arena_id: bytes, kind: str) -> Callable[[ID, Any], bool]:
         def validate(forwarder: ID, msg: Any) -> bool:
@@ -205,8 +223,10 @@ class Gossip:
             what, payload = wire.decode_gossip(msg.data)
         except wire.WireError as e:
             return self._invalid(forwarder, str(e))
-        if (what == "head") != (kind == "heads"):
+        if what != MESSAGE_KIND[kind]:
             return self._invalid(forwarder, f"{what} message on a {kind} topic")
+        if what == "claim":
+            return self._check_claim(arena_id, forwarder, payload)
         if what == "head":
             head_arena, head_id, size = payload
             if head_arena != arena_id:
@@ -239,3 +259,14 @@ class Gossip:
         self.peers.reward(forwarder)
         self.handlers.on_object(obj, forwarder)
         return True
+
+    def _check_claim(self, arena_id: bytes, forwarder: ID, payload: bytes) -> bool:
+        if self.claims is None:
+            return False
+        verdict = self.claims.receive(arena_id, payload, self.peers.allow_key)
+        if verdict.invalid:
+            return self._invalid(forwarder, verdict.invalid)
+        if verdict.accept:
+            self.peers.reward(forwarder)
+            self.handlers.on_claim(verdict.claim, forwarder)
+        return verdict.accept

@@ -6,7 +6,8 @@
   `sync_interval_s`, and with a peer whose head announcement shows it holds more;
 - watch: notices objects written to the store by another process (`ratchet
   propose`, a verifier worker) or by this one, and gossips them; joins the topics
-  of arenas that appear;
+  of arenas that appear; publishes the claims a contributor on this home signed
+  into its journal (claimgossip.ClaimBook; received claims go into that journal);
 - blobs: fetches the script of each proposal gossip delivered;
 - announce: publishes each arena's head (peers that hold less then sync);
 - status: writes `<home>/p2p/status.json` every second (`ratchet status` reads it).
@@ -33,8 +34,9 @@ from chain.consensus import state_for
 from chain.objects import Attestation, ChainObject, Proposal
 from node.p2p import reqresp
 from node.p2p.blobs import BlobFetcher
+from node.p2p.claimgossip import MAX_PER_AUTHOR, ClaimBook
 from node.p2p.dialer import Dialer, disconnect, peer_addrs
-from node.p2p.gossip import Gossip, GossipHandlers, GossipParams
+from node.p2p.gossip import Gossip, GossipHandlers, GossipParams, topic
 from node.p2p.host import dialable, listen_addrs, load_identity, make_host
 from node.p2p.peers import Limits, PeerBook
 from node.p2p.sync import SyncError, sync_with
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from libp2p.peer.id import ID
 
     from chain.store import Store
+    from node.research.claims import Claim
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,7 @@ class NetworkConfig:
     dial_interval_s: float = 3.0
     target_peers: int = 8
     max_parallel_syncs: int = 4
+    claims_per_author: int = MAX_PER_AUTHOR  # live claims per author and parent accepted from gossip
     gossip: GossipParams = field(default_factory=GossipParams)
     limits: Limits = field(default_factory=Limits)
 
@@ -76,6 +80,8 @@ class Counters:
     gossip_stored: int = 0
     blobs_fetched: int = 0
     bans: int = 0
+    claims_published: int = 0
+    claims_received: int = 0
 
 
 class Network:
@@ -104,6 +110,8 @@ class Network:
         self._net_added = 0
         self._heads: dict[bytes, tuple[int, bytes, int]] = {}  # arena -> (version, head, size)
         self._addrs: list[str] | None = None
+        self.claims = ClaimBook(home, self.config.claims_per_author)
+        self._claims_out: list[Claim] = []  # read from the journal, waiting for a peer to hear them
 
     # -- public ------------------------------------------------------------------
     @property
@@ -166,13 +174,12 @@ class Network:
         return self.host
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        from libp2p.tools.anyio_service.context import background_trio_service
-
         cfg = self.config
         self.host = make_host(load_identity(self.home), mdns=cfg.mdns)
         self._gossip = Gossip(self.host, self.store, self.peers, GossipHandlers(
             on_object=self._on_gossip_object, on_missing=self._on_missing, on_head=self._on_head,
-        ), cfg.gossip)
+            on_claim=self._on_claim,
+        ), cfg.gossip, claims=self.claims)
         host = self.host
         responder = reqresp.Responder(self.store, on_bad=self._on_bad_request, allow=self._allow,
                                       peer_addrs=lambda: peer_addrs(host))
@@ -180,6 +187,16 @@ class Network:
         self._blobs = BlobFetcher(host, self.store, self.peers, self._on_blob, cfg.watch_interval_s)
         dialer = Dialer(host, self.store, self.peers, cfg.bootstrap, cfg.mdns, cfg.target_peers,
                         cfg.dial_interval_s)
+        try:
+            await self._run_host(responder, dialer, task_status)
+        finally:
+            self.claims.close()
+
+    async def _run_host(self, responder: reqresp.Responder, dialer: Dialer, task_status: Any) -> None:
+        from libp2p.tools.anyio_service.context import background_trio_service
+
+        cfg = self.config
+        assert self.host is not None and self._gossip is not None and self._blobs is not None
         async with self.host.run(listen_addrs(cfg.listen, cfg.port)):
             responder.attach(self.host)
             async with background_trio_service(self._gossip.pubsub), \
@@ -219,6 +236,9 @@ class Network:
     def _on_blob(self, obj: ChainObject) -> None:
         self._note_stored(obj)
         self.counters.blobs_fetched += 1
+
+    def _on_claim(self, claim: Claim | None, peer: ID) -> None:
+        self.counters.claims_received += 1
 
     def _on_missing(self, arena_id: bytes, peer: ID) -> None:
         self.request_sync(peer)
@@ -297,6 +317,7 @@ class Network:
         """Gossip objects that other processes (or this one) wrote to the store."""
         while True:
             await trio.sleep(self.config.watch_interval_s)
+            await self._publish_claims()
             version = self.store.data_version()
             if version == self._version:
                 continue
@@ -317,6 +338,26 @@ class Network:
             obj = self.store.get(oid)
             if isinstance(obj, Proposal | Attestation):
                 await self._gossip_object(obj)
+
+    async def _publish_claims(self) -> None:
+        """Gossip new claims from the home's journal once a peer can hear them (no anti-entropy
+        for claims: one published into an empty mesh would be lost); expired ones are dropped."""
+        assert self._gossip is not None
+        self._claims_out.extend(self.claims.outgoing())
+        now_ms = int(time.time() * 1000)
+        waiting: list[Claim] = []
+        for claim in self._claims_out:
+            if not claim.live(now_ms):
+                continue
+            if not self._gossip.can_reach(topic(claim.arena, "claims")):
+                waiting.append(claim)
+                continue
+            try:
+                await self._gossip.publish_claim(claim)
+                self.counters.claims_published += 1
+            except Exception as e:  # a peer went away mid-send: claims are advisory, not retried
+                log.debug("publishing claim %s: %s", claim.id.hex()[:12], e)
+        self._claims_out = waiting
 
     async def _gossip_object(self, obj: ChainObject) -> None:
         assert self._gossip is not None

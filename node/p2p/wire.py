@@ -161,12 +161,17 @@ def decode_peer_addrs(data: bytes) -> list[str]:
 
 # -- gossip messages ----------------------------------------------------------------
 # [kind, payload]: "object" carries one encoded proposal or attestation; "head" carries
-# [arena id, head id, inventory size] so peers that differ can sync.
-GOSSIP_KINDS = ("object", "head")
+# [arena id, head id, inventory size] so peers that differ can sync; "claim" carries one
+# encoded claim (node/research/claims.py, which checks its size and signature).
+GOSSIP_KINDS = ("object", "head", "claim")
 
 
 def encode_gossip_object(encoding: bytes) -> bytes:
     return pack(["object", encoding])
+
+
+def encode_gossip_claim(encoding: bytes) -> bytes:
+    return pack(["claim", encoding])
 
 
 def encode_gossip_head(arena_id: bytes, head_id: bytes, inventory_size: int) -> bytes:
@@ -180,9 +185,9 @@ def decode_gossip(data: bytes) -> tuple[str, Any]:
     if len(msg) != 2 or msg[0] not in GOSSIP_KINDS:
         raise BadMessageError("gossip must be [kind, payload] with a known kind")
     kind, payload = msg
-    if kind == "object":
+    if kind in ("object", "claim"):
         if type(payload) is not bytes:
-            raise BadMessageError("object payload must be bytes")
+            raise BadMessageError(f"{kind} payload must be bytes")
         return kind, payload
     if type(payload) is not list or len(payload) != 3:
         raise BadMessageError("head payload must be [arena, head, size]")
