@@ -5,8 +5,12 @@ Before an experiment the loop may sign a claim naming the head and a topic
 can skip duplicate work. A claim is not a chain object (chain/objects.py is
 consensus-critical and claims are advisory): it has its own small canonical
 msgpack encoding, its own signature domain (`ratchet/v1/claim`) and a lifetime
-capped at MAX_TTL_S. Claims are kept in the journal's claims table; they travel
-to other nodes only if the network layer offers a generic publish (see loop).
+capped at MAX_TTL_S. The loop signs claims into the journal's claims table;
+the `ratchet node` on the same home publishes them on the arena's `claims`
+gossip topic, and a node that receives a valid one writes it into its home's
+journal if a contributor keeps one there (node/p2p/claimgossip.py). A claim is
+only a hint from an unauthenticated key: receivers cap live claims per author
+and parent, and the search tries claimed topics last rather than never.
 """
 
 from __future__ import annotations

@@ -64,7 +64,10 @@ class Proposer(Protocol):
 
     def propose(self, head_script: bytes, head: bytes, history: list[Entry],
                 taken: set[str], margin_ubpb: int) -> Candidate | None:
-        """A candidate against `head_script`, or None if this proposer has nothing to try."""
+        """A candidate against `head_script`, or None if this proposer has nothing to try.
+
+        `taken`: topics other contributors claimed on `head`; a proposer tries them last.
+        """
         ...
 
 
