@@ -23,3 +23,11 @@ class NotHeldError(LeaderboardError):
         self.what, self.value = what, value
         shown = value if len(value) <= 64 else value[:64] + "…"
         super().__init__(f"no {what} {shown!r} in this store")
+
+
+class JournalUnreadableError(LeaderboardError):
+    """A contributor journal that exists but cannot be read (-> 503): locked, damaged, not SQLite."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(f"the contributor journal at {path} cannot be read: {problem}")

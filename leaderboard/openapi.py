@@ -27,11 +27,13 @@ def _get(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, 
                       "304": {"description": "Not modified (If-None-Match matched the ETag)"},
                       "400": {"description": "Malformed parameter: {error: {status, message}}"},
                       "404": {"description": "No such arena, commit or person"},
+                      "503": {"description": "The store or the contributor journal cannot be read now"},
                       "429": {"description": "Rate limited (see Retry-After)"}},
     }}
 
 
 def openapi() -> dict[str, Any]:
+    from leaderboard.journal import FILTERS as JOURNAL_FILTERS
     from leaderboard.present import CONTRIBUTOR_SORTS, VERIFIER_SORTS
 
     commit_statuses = ["mainline", "all", "accepted", "pending", "rejected", "orphaned"]
@@ -62,6 +64,14 @@ def openapi() -> dict[str, Any]:
                 "A person's commits and credit as contributor and verifier, and where they disagreed",
                 [_ARENA, {"name": "key", "in": "path", "required": True, "schema": {"type": "string"},
                           "description": "public key, 64 hex characters"}, *_PAGE]),
+            "/api/arenas/{arena}/journal": _get(
+                "This node's contributor journal on the arena, newest first: what each experiment changed, "
+                "its stages and mean paired gain, decision and reason, the proposal id when proposed; "
+                "`summary` counts experiments by decision; `journal` is false when the data directory "
+                "holds no journal (then the list is empty)",
+                [_ARENA, {"name": "decision", "in": "query",
+                          "schema": {"type": "string", "enum": list(JOURNAL_FILTERS), "default": "all"}},
+                 *_PAGE]),
             "/api/events": {"get": {"summary": "Server-sent events: `version` with a per-arena summary "
                                                "each time the store changes",
                                     "responses": {"200": {"description": "text/event-stream"}}}},

@@ -14,6 +14,7 @@ from chain.consensus import ACCEPTED, ORPHANED, PENDING, REJECTED
 from chain.metrics import fmt_ubpb
 from chain.objects import Attestation
 from leaderboard.errors import BadQueryError
+from leaderboard.journal import PROPOSED, RUNNING, EntryRow, JournalPage
 from leaderboard.snapshot import ArenaView, Check, CommitRow, Snapshot, checks_of
 
 PER_PAGE = 25
@@ -48,12 +49,16 @@ class Paging:
     def parse(cls, page: str | None, per_page: str | None) -> Paging:
         return cls(_int_arg("page", page, 1, 1, MAX_PAGE), _int_arg("per_page", per_page, PER_PAGE, 1, MAX_PER_PAGE))
 
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+    def meta(self, total: int) -> dict[str, Any]:
+        return {"page": self.page, "per_page": self.per_page, "total": total,
+                "pages": max(1, -(-total // self.per_page))}
+
     def slice(self, items: list[Any]) -> tuple[list[Any], dict[str, Any]]:
-        total = len(items)
-        pages = max(1, -(-total // self.per_page))
-        start = (self.page - 1) * self.per_page
-        meta = {"page": self.page, "per_page": self.per_page, "total": total, "pages": pages}
-        return items[start:start + self.per_page], meta
+        return items[self.offset:self.offset + self.per_page], self.meta(len(items))
 
 
 def _int_arg(name: str, raw: str | None, default: int, lo: int, hi: int) -> int:
@@ -268,3 +273,34 @@ def overview(av: ArenaView, chart: dict[str, Any]) -> dict[str, Any]:
     return {"arena": arena_summary(av), "chart": chart, "recent": recent, "in_flight": in_flight,
             "mainline": [commit_row(av, c) for c in av.mainline[:10]],
             "top_contributors": top_c, "top_verifiers": top_v}
+
+
+# -- contributor journal ------------------------------------------------------
+
+def journal(av: ArenaView, page: JournalPage | None, decision: str, paging: Paging) -> dict[str, Any]:
+    """The local contributor journal's experiments on this arena; `page` None: no journal here."""
+    counts = page.counts if page else {}
+    return {"arena": arena_ref(av), "journal": page is not None, "decision": decision,
+            "summary": {k: counts.get(k, 0) for k in ("experiments", "proposed", "discarded", "invalid",
+                                                      "stale", RUNNING)},
+            **paging.meta(page.total if page else 0),
+            "items": [journal_entry(av, e) for e in page.entries] if page else []}
+
+
+def journal_entry(av: ArenaView, e: EntryRow) -> dict[str, Any]:
+    gain = e.mean_gain_ubpb
+    held = av.commits.get(e.proposal) if e.proposal else None
+    return {
+        "seq": e.seq, "uid": e.uid, "started_at": e.started_at, "finished_at": e.finished_at,
+        "wall_ms": e.wall_ms, "proposer": e.proposer, "summary": e.summary, "changes": e.changes,
+        "diffstat": e.diffstat, "parent": e.parent.hex(), "decision": e.decision or RUNNING,
+        "reason": e.reason, "mean_gain_ubpb": gain, "mean_gain_bpb": bpb(gain, signed=True),
+        "stages": [{"name": s.name, "seeds": s.seeds, "parent_ubpb": s.parent_ubpb,
+                    "candidate_ubpb": s.candidate_ubpb, "verdict": s.verdict,
+                    "mean_gain_ubpb": s.mean_gain_ubpb, "mean_gain_bpb": bpb(s.mean_gain_ubpb, signed=True),
+                    "stderr_ubpb": s.stderr_ubpb} for s in e.stages],
+        "proposal": e.proposal.hex() if e.proposal else None,
+        "proposal_short": short(e.proposal) if e.proposal else None,
+        # a link only to a commit this store holds (a proposal may not have reached it yet)
+        "proposal_status": held.status if held is not None and e.decision == PROPOSED else None,
+    }

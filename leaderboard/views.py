@@ -18,21 +18,22 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from chain.errors import ChainError, NotFoundError, StoreError
-from leaderboard import present
+from leaderboard import journal, present
 from leaderboard.app import LEADERBOARD, Leaderboard
 from leaderboard.cache import Rendered
 from leaderboard.chart import chart_data, svg
 from leaderboard.diff import script_diff
-from leaderboard.errors import BadQueryError, NotHeldError
+from leaderboard.errors import BadQueryError, JournalUnreadableError, NotHeldError
 from leaderboard.live import events
 from leaderboard.openapi import openapi
 from leaderboard.snapshot import ArenaView, Snapshot
 
 log = logging.getLogger(__name__)
 View = Callable[[web.Request, Snapshot], Awaitable[dict[str, Any]]]
+Salt = Callable[[Leaderboard], str]  # what else than the store version a cached answer depends on
 MAX_DIFFS = 256
 HTML_ONLY = ("svg",)  # page-only geometry; the API carries the same points as data
-QUERY_KEYS = ("status", "sort", "page", "per_page")  # the only parameters a page reads
+QUERY_KEYS = ("status", "sort", "decision", "page", "per_page")  # the only parameters a page reads
 HEX = frozenset("0123456789abcdef")
 
 
@@ -134,6 +135,24 @@ async def person_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
     return present.person(av, _key(av, request.match_info["key"]), _paging(request))
 
 
+async def journal_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
+    av = _arena(request, snap)
+    decision = present.choice_arg("decision", request.query.get("decision"), journal.FILTERS, "all")
+    paging = _paging(request)
+    lb = request.app[LEADERBOARD]
+    page = await lb.io(journal.read_page, lb.home, av.id, decision, paging.offset, paging.per_page)
+    return present.journal(av, page, decision, paging)
+
+
+def _journal_state(lb: Leaderboard) -> str:
+    """The journal's stat token: the journal routes are cached per store version and journal state."""
+    return journal.token(lb.home) or "none"
+
+
+def _has_journal(lb: Leaderboard) -> bool:
+    return journal.journal_path(lb.home).is_file()
+
+
 async def _diff(lb: Leaderboard, old: bytes, new: bytes) -> dict[str, Any]:
     cached = lb.diffs.get((old, new))
     if cached is not None:
@@ -172,9 +191,13 @@ def _send(request: web.Request, r: Rendered) -> web.Response:
     return web.Response(body=body, content_type=r.content_type, charset="utf-8", headers=headers)
 
 
-def _html(view: View, template: str, nav: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _html(view: View, template: str, nav: str, salt: Salt | None = None
+          ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         lb = request.app[LEADERBOARD]
+        # taken before reading: a page is never cached under a state older than what it shows
+        extra = salt(lb) if salt else ""
+        has_journal = _has_journal(lb)  # the nav shows a Journal link only then: part of every page's key
         snap = await lb.snapshot()
         query = _known_query(request)
 
@@ -182,17 +205,19 @@ def _html(view: View, template: str, nav: str) -> Callable[[web.Request], Awaita
             data = await view(request, snap)
             page = lb.env.get_template(template).render(
                 data=data, nav=nav, version=snap.version, arenas=[present.arena_ref(a) for a in snap.arenas],
-                current=data.get("arena"), query=query)
+                current=data.get("arena"), query=query, journal=has_journal)
             return page.encode(), "text/html"
 
-        return _send(request, await _cached(lb, f"html {request.path}?{urlencode(query)}", snap.version, make))
+        key = f"html {request.path}?{urlencode(query)} j={int(has_journal)}{extra}"
+        return _send(request, await _cached(lb, key, snap.version, make))
 
     return handler
 
 
-def _json(view: View) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _json(view: View, salt: Salt | None = None) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         lb = request.app[LEADERBOARD]
+        extra = salt(lb) if salt else ""
         snap = await lb.snapshot()
 
         async def make() -> tuple[bytes, str]:
@@ -202,7 +227,7 @@ def _json(view: View) -> Callable[[web.Request], Awaitable[web.Response]]:
                 data["diff"] = {k: v for k, v in data["diff"].items() if k != "lines"}
             return json.dumps({"version": snap.version, **data}, separators=(",", ":")).encode(), "application/json"
 
-        key = f"json {request.path}?{urlencode(_known_query(request))}"
+        key = f"json {request.path}?{urlencode(_known_query(request))} {extra}"
         return _send(request, await _cached(lb, key, snap.version, make))
 
     return handler
@@ -263,16 +288,17 @@ async def healthz(request: web.Request) -> web.Response:
                               "live_streams": lb.live.streams}, headers={"Cache-Control": "no-store"})
 
 
-PAGES: list[tuple[str, str, View, str, str]] = [
-    # (page path, API path, view, template, nav item)
-    ("/a/{arena}", "/api/arenas/{arena}", overview_view, "overview.html", "overview"),
-    ("/a/{arena}/commits", "/api/arenas/{arena}/commits", commits_view, "commits.html", "commits"),
-    ("/a/{arena}/proposals", "/api/arenas/{arena}/proposals", proposals_view, "proposals.html", "proposals"),
+PAGES: list[tuple[str, str, View, str, str, Salt | None]] = [
+    # (page path, API path, view, template, nav item, what else the answer depends on)
+    ("/a/{arena}", "/api/arenas/{arena}", overview_view, "overview.html", "overview", None),
+    ("/a/{arena}/commits", "/api/arenas/{arena}/commits", commits_view, "commits.html", "commits", None),
+    ("/a/{arena}/proposals", "/api/arenas/{arena}/proposals", proposals_view, "proposals.html", "proposals", None),
     ("/a/{arena}/contributors", "/api/arenas/{arena}/contributors", contributors_view, "contributors.html",
-     "contributors"),
-    ("/a/{arena}/verifiers", "/api/arenas/{arena}/verifiers", verifiers_view, "verifiers.html", "verifiers"),
-    ("/a/{arena}/c/{commit}", "/api/arenas/{arena}/commits/{commit}", commit_view, "commit.html", "commits"),
-    ("/a/{arena}/p/{key}", "/api/arenas/{arena}/people/{key}", person_view, "person.html", "person"),
+     "contributors", None),
+    ("/a/{arena}/verifiers", "/api/arenas/{arena}/verifiers", verifiers_view, "verifiers.html", "verifiers", None),
+    ("/a/{arena}/c/{commit}", "/api/arenas/{arena}/commits/{commit}", commit_view, "commit.html", "commits", None),
+    ("/a/{arena}/p/{key}", "/api/arenas/{arena}/people/{key}", person_view, "person.html", "person", None),
+    ("/a/{arena}/journal", "/api/arenas/{arena}/journal", journal_view, "journal.html", "journal", _journal_state),
 ]
 
 
@@ -286,9 +312,9 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/arenas", _json(index_view))
     r.add_get("/api/events", events)
     r.add_get("/healthz", healthz)
-    for page, api, view, template, nav in PAGES:
-        r.add_get(page, _html(view, template, nav))
-        r.add_get(api, _json(view))
+    for page, api, view, template, nav, salt in PAGES:
+        r.add_get(page, _html(view, template, nav, salt))
+        r.add_get(api, _json(view, salt))
 
 
 # -- errors -------------------------------------------------------------------------
@@ -304,6 +330,9 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         return _error(request, 404, "Not found", str(e))
     except web.HTTPNotFound:
         return _error(request, 404, "Not found", f"no page at {request.path[:100]}")
+    except JournalUnreadableError as e:
+        log.warning("leaderboard: %s", e)
+        return _error(request, 503, "Journal unavailable", "the contributor journal cannot be read right now")
     except StoreError as e:
         log.warning("leaderboard: store error on %s: %s", request.path, e)
         return _error(request, 503, "Store unavailable", "the node's store cannot be read right now")
@@ -321,5 +350,5 @@ def _error(request: web.Request, status: int, title: str, message: str) -> web.R
     arenas = [present.arena_ref(a) for a in snap.arenas] if snap else []
     page = lb.env.get_template("error.html").render(
         status=status, title=title, message=message, nav="", version=snap.version if snap else 0,
-        arenas=arenas, current=None, query={})
+        arenas=arenas, current=None, query={}, journal=False)
     return web.Response(text=page, status=status, content_type="text/html", headers=headers)
