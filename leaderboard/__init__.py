@@ -4,6 +4,7 @@ Where things live:
 - app.py       create_app(home, settings) and the shared Leaderboard state
 - views.py     routes; every page has a JSON twin under /api/
 - present.py   snapshot -> plain dicts (the one shape behind pages and API)
+- journal.py   the local contributor journal, read-only (its own SQLite connection per request)
 - snapshot.py  consensus + credit + indexes, built once per store version
 - cache.py     snapshots and rendered responses keyed on Store.data_version()
 - live.py      version watcher and server-sent events
