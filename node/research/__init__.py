@@ -6,9 +6,10 @@ Where things live:
 - search.py   proposers of mutations: a journal-guided bandit and plain random search
 - agent.py    the agent proposer: runs a user-named coding-agent command on a working copy
 - journal.py  the append-only local journal of every experiment (SQLite)
-- claims.py   small signed "trying X" messages that expire (local unless gossip is offered)
+- claims.py   small signed "trying X" messages that expire (gossiped by the node on this home)
 - localcheck.py  the paired local check against the head (verifier's harness + statistics)
 - loop.py     the loop itself: sync head, propose a candidate, check, propose, repeat
 - limits.py   resource limits: niceness, hours, pause flag and signals
 - demo.py     the local network of separate processes behind `ratchet demo`
+- netnode.py  the contributor's link to the network: the `ratchet node` on its data directory
 """
