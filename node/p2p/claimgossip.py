@@ -33,7 +33,7 @@ from pathlib import Path
 
 from node.research.claims import Claim
 from node.research.errors import ClaimError, JournalError
-from node.research.journal import FILE_NAME, Journal
+from node.research.journal import Journal, journal_path
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ class Verdict:
     accept: bool
     invalid: str = ""  # set when the forwarding peer is at fault
     claim: Claim | None = None
-
-
-def journal_path(home: Path) -> Path:
-    return Path(home) / "research" / FILE_NAME
 
 
 class ClaimBook:

@@ -117,6 +117,11 @@ class Entry:
         return d
 
 
+def journal_path(home: Path) -> Path:
+    """Where the journal of the contributor on `home` lives (whether or not it exists yet)."""
+    return Path(home) / "research" / FILE_NAME
+
+
 class Journal:
     """One SQLite file under `<home>/research/`; safe to open from several processes."""
 
@@ -126,7 +131,7 @@ class Journal:
 
     @classmethod
     def open(cls, home: Path) -> Journal:
-        path = Path(home) / "research" / FILE_NAME
+        path = journal_path(home)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, timeout=30.0, isolation_level=None,

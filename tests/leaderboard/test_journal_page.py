@@ -63,8 +63,7 @@ def test_the_leaderboard_names_the_file_and_decisions_the_research_loop_writes()
     assert lb_journal.FILE_NAME == node_journal.FILE_NAME
     assert lb_journal.DECISIONS == node_journal.DECISIONS
     home = Path("/some/home")
-    with_node = home / "research" / node_journal.FILE_NAME  # the path Journal.open(home) uses
-    assert lb_journal.journal_path(home) == with_node
+    assert lb_journal.journal_path(home) == node_journal.journal_path(home)  # what Journal.open uses
 
 
 def test_page_lists_experiments_newest_first_with_summary_and_links(world: World) -> None:

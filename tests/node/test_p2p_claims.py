@@ -15,9 +15,9 @@ from p2p_helpers import run_trio, running_hosts, running_networks, small_chain, 
 from chain.builders import key
 from chain.store import Store
 from node.p2p import wire
-from node.p2p.claimgossip import CLOCK_SLACK_MS, ClaimBook, journal_path
+from node.p2p.claimgossip import CLOCK_SLACK_MS, ClaimBook
 from node.research.claims import Claim
-from node.research.journal import Journal
+from node.research.journal import Journal, journal_path
 
 pytestmark = pytest.mark.timeout(240)
 
