@@ -23,7 +23,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import IO, Any
 from chain.keys import SigningKey
 from chain.store import Store
 from node.research.errors import ResearchError
+from node.research.netnode import ratchet_argv
 
 STOP_GRACE_S = 8.0
 
@@ -142,11 +142,6 @@ def _remove_demo(root: Path) -> None:
     shutil.rmtree(root)
 
 
-def ratchet_argv(home: Path, *args: str) -> list[str]:
-    """The `ratchet` command run by this interpreter (no reliance on PATH or an installed script)."""
-    return [sys.executable, "-c", "from node.cli import main; main()", "--home", str(home), *args]
-
-
 RELAY_START_TIMEOUT_S = 90.0
 
 
@@ -230,15 +225,16 @@ def supervise(children: list[Child], cwd: Path, *, status: Callable[[], str],
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     try:
-        for c in children:
-            c.start(cwd)
-            say(f"started {c.role:<12} pid {c.proc.pid if c.proc else '-'}  log {c.log}")
+        def start(batch: list[Child]) -> None:
+            for c in batch:
+                c.start(cwd)
+                say(f"started {c.role:<12} pid {c.proc.pid if c.proc else '-'}  log {c.log}")
+
+        start(children)
         if then is not None:
             more = then()
             children.extend(more)
-            for c in more:
-                c.start(cwd)
-                say(f"started {c.role:<12} pid {c.proc.pid if c.proc else '-'}  log {c.log}")
+            start(more)
         last = 0.0
         while not stop["now"]:
             now = time.monotonic()

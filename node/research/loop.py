@@ -30,7 +30,6 @@ from chain.objects import Arena, Blob, Proposal
 from chain.store import Store
 from node.research import mutate
 from node.research.claims import Claim
-from node.research.errors import ResearchError
 from node.research.journal import DISCARDED, INVALID, PROPOSED, STALE, Entry, Journal, Stage
 from node.research.limits import Gate
 from node.research.localcheck import Aborted, LocalChecker, new_seeds
@@ -85,14 +84,12 @@ class ContributorLoop:
     def __init__(self, store: Store, arena: Arena, key: SigningKey, journal: Journal,
                  proposer: Proposer, config: LoopConfig, *, publisher: Publisher | None = None,
                  gate: Gate | None = None, on_event: EventSink | None = None,
-                 claim_publisher: Callable[[bytes], None] | None = None,
                  checker: LocalChecker | None = None) -> None:
         self.store, self.arena, self.key, self.journal = store, arena, key, journal
         self.proposer, self.config = proposer, config
         self.publisher = publisher or store_publisher(store)
         self.gate = gate
         self.on_event = on_event or (lambda kind, text: None)
-        self.claim_publisher = claim_publisher
         self.checker = checker or LocalChecker(arena, threads=config.threads,
                                                unsafe_no_sandbox=config.unsafe_no_sandbox,
                                                overrides=config.budget_overrides)
@@ -288,12 +285,8 @@ class ContributorLoop:
         if not self.config.claims or not cand.topic:
             return
         c = Claim.create(self.key, self.arena.id, head.id, cand.topic, self.config.claim_ttl_s)
+        # the node on this home publishes it from the journal (node/p2p/claimgossip.py)
         self.journal.add_claim(c.id, c.arena, c.parent, c.topic, c.author, c.expires_at, c.encode())
-        if self.claim_publisher is not None:
-            try:
-                self.claim_publisher(c.encode())
-            except (OSError, RuntimeError, ResearchError) as e:
-                self.on_event("warn", f"claim not published: {e}")
 
     def _taken(self, head: Head) -> set[str]:
         """Topics other contributors claimed on this head (own claims don't block)."""

@@ -47,10 +47,9 @@ class NodeLink:
             proc.wait(timeout=STOP_TIMEOUT_S)
 
 
-def node_argv(home: Path, network_args: list[str]) -> list[str]:
-    """`ratchet --home HOME node ARGS` run by this interpreter."""
-    return [sys.executable, "-c", "from node.cli import main; main()", "--home", str(home), "node",
-            *network_args]
+def ratchet_argv(home: Path, *args: str) -> list[str]:
+    """The `ratchet` command run by this interpreter (no reliance on PATH or an installed script)."""
+    return [sys.executable, "-c", "from node.cli import main; main()", "--home", str(home), *args]
 
 
 def attach(home: Path, network_args: list[str], *, timeout_s: float = START_TIMEOUT_S) -> NodeLink:
@@ -66,7 +65,7 @@ def attach(home: Path, network_args: list[str], *, timeout_s: float = START_TIME
     log_path = home / "logs" / LOG_NAME
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(node_argv(home, network_args), stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(ratchet_argv(home, "node", *network_args), stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=_die_with_parent)
     deadline = time.monotonic() + timeout_s
