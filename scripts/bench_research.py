@@ -87,7 +87,7 @@ def run_arm(home: Path, arm: str, author_pem: Path, verifier_pem: Path, minutes:
         verdicts.append(att.verdict)
         if proposal.parent == arena.id and att.floor_ubpb:
             refs.extend(zip(att.parent_ubpb, att.floor_ubpb, strict=True))
-        print(f"  [{arm}] proposal {proposal.hex[:12]} verified: {att.verdict}", flush=True)
+        print(f"  [{arm}] proposal {proposal.hex[:12]} verified: {att.verdict}", file=sys.stderr, flush=True)
 
     gate = Gate(pause_file=home / "pause")
     timer = threading.Timer(minutes * 60, gate.stop.set)
@@ -98,7 +98,7 @@ def run_arm(home: Path, arm: str, author_pem: Path, verifier_pem: Path, minutes:
         loop = ContributorLoop(store, arena, author, journal, proposer,
                                LoopConfig(threads=1, max_pending=1, claims=False, unsafe_no_sandbox=unsafe),
                                publisher=publish, gate=gate,
-                               on_event=lambda kind, text: print(f"  [{arm}] {text}", flush=True)
+                               on_event=lambda kind, text: print(f"  [{arm}] {text}", file=sys.stderr, flush=True)
                                if kind in ("experiment", "result", "proposed", "head") else None)
         timer.start()
         experiments = loop.run()
