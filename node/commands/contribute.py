@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from node.commands.roles import network_options
+from node.commands.roles import network_config, network_options
 from node.context import Context
 
 ARENA_SYNC_TIMEOUT_S = 120.0
@@ -193,6 +193,7 @@ def _attach_node(ctx: Context, emit: Any, listen: str | None, port: int | None,
     from node.research import netnode
     from node.research.errors import ResearchError
 
+    network_config(ctx.home, listen, port, bootstrap, mdns, sync_interval)  # bad flags: a usage error here
     args = ["--port", str(port if port is not None else 0), "--sync-interval", str(sync_interval)]
     args += ["--listen", listen] if listen else []
     args += [f"--bootstrap={b}" for b in bootstrap]

@@ -39,7 +39,7 @@ def network_config(home: Path, listen: str | None, port: int | None, bootstrap: 
                    mdns: bool | None, sync_interval: float, default_port: int = DEFAULT_PORT) -> Any:
     """NetworkConfig from flags, then node.toml, then defaults (bad addresses: a usage error)."""
     from node.p2p.discovery import merge_bootstrap, read_config
-    from node.p2p.host import HostError
+    from node.p2p.host import HostError, listen_addrs
     from node.p2p.network import NetworkConfig
 
     try:
@@ -47,9 +47,14 @@ def network_config(home: Path, listen: str | None, port: int | None, bootstrap: 
         boot = merge_bootstrap(bootstrap, settings)
     except HostError as e:
         raise click.BadParameter(str(e), param_hint="--bootstrap / node.toml") from e
+    listen = listen or settings.listen or "0.0.0.0"
+    port = port if port is not None else (settings.port if settings.port is not None else default_port)
+    try:
+        listen_addrs(listen, port)
+    except HostError as e:
+        raise click.BadParameter(str(e), param_hint="--listen / node.toml") from e
     return NetworkConfig(
-        listen=listen or settings.listen or "0.0.0.0",
-        port=port if port is not None else (settings.port if settings.port is not None else default_port),
+        listen=listen, port=port,
         bootstrap=boot, mdns=bool(mdns if mdns is not None else settings.mdns),
         sync_interval_s=sync_interval,
     )

@@ -39,7 +39,7 @@ class IdentityFileError(HostError):
 
 class AddressError(HostError):
     def __init__(self, addr: str, problem: str) -> None:
-        super().__init__(f"bad peer address {addr!r}: {problem}")
+        super().__init__(f"bad address {addr!r}: {problem}")
         self.addr, self.problem = addr, problem
 
 
@@ -96,12 +96,17 @@ def make_host(key_pair: KeyPair, mdns: bool = False) -> IHost:
 
 def listen_addrs(host: str = "0.0.0.0", port: int = 0) -> list[Multiaddr]:
     """The TCP multiaddr to listen on (port 0: any free port, read back after listening)."""
+    import ipaddress
+
     from multiaddr import Multiaddr
 
     if not 0 <= port <= 65535:
         raise AddressError(str(port), "port out of range")
-    family = "ip6" if ":" in host else "ip4"
-    return [Multiaddr(f"/{family}/{host}/tcp/{port}")]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise AddressError(host, "not an IPv4 or IPv6 address to listen on") from None
+    return [Multiaddr(f"/ip{ip.version}/{ip}/tcp/{port}")]
 
 
 def local_ips() -> list[str]:
