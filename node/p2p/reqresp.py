@@ -100,7 +100,7 @@ class Responder:
                 kind, arg = wire.decode_request(await wire.read_frame(stream, 64 * 1024))
                 await self._answer(stream, kind, arg)
             self.served += 1
-        except wire.TruncatedError as e:  # a peer that went away mid-request: not misbehaviour
+        except (wire.TruncatedError, wire.CutError) as e:  # a peer that went away: not misbehaviour
             log.debug("request from %s cut short: %s", peer, e)
         except wire.WireError as e:
             log.info("bad request from %s: %s", peer, e)
@@ -171,8 +171,12 @@ async def _reset(stream: INetStream) -> None:
 
 async def _request(host: IHost, peer: ID, kind: str, arg: Any) -> INetStream:
     from libp2p.custom_types import TProtocol
+    from libp2p.exceptions import BaseLibp2pError
 
-    stream = await host.new_stream(peer, [TProtocol(PROTOCOL)])
+    try:
+        stream = await host.new_stream(peer, [TProtocol(PROTOCOL)])
+    except BaseLibp2pError as e:  # no connection, or the peer reset the stream mid-negotiation
+        raise wire.CutError(f"opening a stream: {type(e).__name__}: {e}") from e
     await wire.write_frame(stream, wire.encode_request(kind, arg))
     return stream
 

@@ -42,6 +42,14 @@ class TruncatedError(WireError):
         self.expected, self.found = expected, found
 
 
+class CutError(WireError):
+    """A stream the peer reset, closed or would not open: it went away (died, restarted), not misbehaviour."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"stream cut: {what}")
+        self.what = what
+
+
 class BadMessageError(WireError):
     def __init__(self, problem: str) -> None:
         super().__init__(f"bad message: {problem}")
@@ -81,7 +89,12 @@ async def read_frame(stream: ByteStream, max_bytes: int = MAX_FRAME) -> bytes:
 async def write_frame(stream: ByteStream, data: bytes) -> None:
     if len(data) > MAX_FRAME:
         raise FrameTooLargeError(MAX_FRAME, len(data))
-    await stream.write(len(data).to_bytes(FRAME_HEADER, "big") + data)
+    from libp2p.network.stream.exceptions import StreamClosed, StreamReset
+
+    try:
+        await stream.write(len(data).to_bytes(FRAME_HEADER, "big") + data)
+    except (StreamReset, StreamClosed) as e:  # the peer reset or closed it first
+        raise CutError(type(e).__name__) from e
 
 
 def pack(value: Any) -> bytes:
