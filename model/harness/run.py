@@ -211,18 +211,21 @@ class _Run:
 
     def _protocol(self) -> float:
         trainer = self._spawn("train", [])
-        self._hello(trainer, draw=True)
+        # The fresh evaluator starts at once: it imports torch on the other core while the
+        # trainer imports torch and builds its model (1.7 s of a short run, measured), then
+        # waits, idle, for the trained model. It sees nothing of the trainer but that model.
+        checker = self._spawn("probe", ["--eval"])
+        self._configure(checker, time.monotonic() + self.c.startup_timeout_s)
+        self.current = trainer
+        self._hello(trainer)
         self._recv(trainer, {wire.REDY: 0})
         self.ready_at = time.monotonic()
         self._train(trainer)
         scored, probes = schedule(self.c.eval_rows, self.c.eval_batch, self.c.eval_seq_len, self.key)
         scorer = Scorer.for_probes(self.data.val, self.c.eval_seq_len, self.c.tolerance, probes)
-        # The fresh evaluator imports torch while the trainer answers the scored calls.
-        checker = self._spawn("probe", ["--eval"])
-        self.current = trainer
         self._calls(trainer, scored, scorer)
         self.current = checker
-        self._hello(checker, draw=False)
+        self._await_helo(checker, min(time.monotonic() + self.c.startup_timeout_s, self.deadline))
         wire.send_by(checker.cmd, wire.MODB, self.model, self.deadline)
         self.model = b""
         self._recv(checker, {wire.REDY: 0})
@@ -241,24 +244,30 @@ class _Run:
             raise _Fail("invalid", reason, text.decode("utf-8", "replace"))
         return tag, payload
 
-    def _hello(self, w: _Worker, *, draw: bool) -> None:
-        """Configure a worker (drawing the data meanwhile) and wait until torch is imported.
+    def _hello(self, w: _Worker) -> None:
+        """Configure the trainer (drawing the data meanwhile) and wait until torch is imported.
 
         Nothing of the script has run before HELO: a death or hang until then
         is the environment's fault, raised as WorkerStartError, not a verdict.
         """
         deadline = time.monotonic() + self.c.startup_timeout_s
-        if not draw:
-            deadline = min(deadline, self.deadline)
+        self._configure(w, deadline)
+        self._data = self._draw()
+        self._await_helo(w, deadline)
+        # The script's wall-clock cap starts now: a slow interpreter start is not its fault.
+        self.deadline = time.monotonic() + self.c.wall_cap_s
+
+    def _configure(self, w: _Worker, deadline: float) -> None:
         try:
             wire.send_by(w.cmd, wire.CONF, self._conf(), deadline)
-            if draw:
-                self._data = self._draw()
+        except (wire.PeerClosed, wire.Deadline) as e:
+            raise WorkerStartError(e.what, _tail(w.log_path)) from e
+
+    def _await_helo(self, w: _Worker, deadline: float) -> None:
+        try:
             wire.recv_by(w.resp, deadline, {wire.HELO: 0})
         except (wire.PeerClosed, wire.Deadline) as e:
             raise WorkerStartError(e.what, _tail(w.log_path)) from e
-        if draw:  # the script's wall-clock cap starts now: a slow interpreter start is not its fault
-            self.deadline = time.monotonic() + self.c.wall_cap_s
 
     def _train(self, w: _Worker) -> None:
         c = self.c
