@@ -100,7 +100,7 @@ class Responder:
                 kind, arg = wire.decode_request(await wire.read_frame(stream, 64 * 1024))
                 await self._answer(stream, kind, arg)
             self.served += 1
-        except (wire.TruncatedError, wire.CutError) as e:  # a peer that went away: not misbehaviour
+        except wire.PeerGoneError as e:  # a peer that went away mid-request: not misbehaviour
             log.debug("request from %s cut short: %s", peer, e)
         except wire.WireError as e:
             log.info("bad request from %s: %s", peer, e)

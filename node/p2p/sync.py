@@ -88,7 +88,7 @@ async def sync_with(host: IHost, store: Store, peer: ID, result: SyncResult | No
         for arena_id in sorted(wanted):
             if store.has(arena_id):
                 await _sync_arena(host, store, peer, arena_id, result, summaries)
-    except (wire.TruncatedError, wire.CutError) as e:  # the peer died or restarted mid-exchange
+    except wire.PeerGoneError as e:  # the peer died or restarted mid-exchange
         raise SyncError(f"exchange cut short: {e}", peer_fault=False) from e
     except wire.WireError as e:
         raise SyncError(f"bad answer: {e}", peer_fault=True) from e

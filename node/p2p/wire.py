@@ -36,14 +36,18 @@ class FrameTooLargeError(WireError):
         self.limit, self.found = limit, found
 
 
-class TruncatedError(WireError):
+class PeerGoneError(WireError):
+    """The peer went away mid-exchange (died, restarted, reset the stream): not misbehaviour."""
+
+
+class TruncatedError(PeerGoneError):
     def __init__(self, expected: int, found: int) -> None:
         super().__init__(f"stream ended after {found} of {expected} bytes")
         self.expected, self.found = expected, found
 
 
-class CutError(WireError):
-    """A stream the peer reset, closed or would not open: it went away (died, restarted), not misbehaviour."""
+class CutError(PeerGoneError):
+    """Writing to, or opening, a stream the peer reset or closed."""
 
     def __init__(self, what: str) -> None:
         super().__init__(f"stream cut: {what}")
