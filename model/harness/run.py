@@ -212,8 +212,9 @@ class _Run:
     def _protocol(self) -> float:
         trainer = self._spawn("train", [])
         # The fresh evaluator starts at once: it imports torch on the other core while the
-        # trainer imports torch and builds its model (1.7 s of a short run, measured), then
-        # waits, idle, for the trained model. It sees nothing of the trainer but that model.
+        # trainer imports torch and builds its model, then waits, idle, for the trained model
+        # (scripts/bench_arena.py: fixed cost per short run 0.73-0.89x). It sees nothing of
+        # the trainer but that model.
         checker = self._spawn("probe", ["--eval"])
         self._configure(checker, time.monotonic() + self.c.startup_timeout_s)
         self.current = trainer
