@@ -41,6 +41,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from verify.errors import VerifyError
+
 BWRAP = "bwrap"
 SANDBOX_UID = 65534  # "nobody" inside the sandbox's own user namespace
 ROOT_MODE_UIDS = (3_000_000, 3_900_000)  # when the verifier runs as root: a fresh uid per run
@@ -83,7 +85,7 @@ os.execve(argv[0], argv, {k: v for k, v in os.environ.items() if k in keep})
 """
 
 
-class SandboxError(Exception):
+class SandboxError(VerifyError):
     """Base error of the sandbox."""
 
 

@@ -1,4 +1,4 @@
-"""The contributor's local paired check: the verifier's harness and statistical rule, seed by seed.
+"""The contributor's local check: the verifier's own paired check (verify.check), with a search policy.
 
 Each candidate is measured in two stages, as `journal.Stage`s:
 
@@ -12,9 +12,10 @@ Each candidate is measured in two stages, as `journal.Stage`s:
   bias, so a confirmed candidate predicts what verifiers, on their own
   unpredictable seeds, will measure.
 
-Both stages use model.harness.run_script (the same worker, data feed and
-scorer a verifier uses), in the bubblewrap sandbox unless the operator opts
-out, and verify.stats.decide for the verdict.
+What is measured, and how, is verify.check.run_check's (the same sandbox
+launcher for the arena's device, harness, pairing and verdict a verifier
+uses); this module adds only the head-run cache, the early stop and the
+abort on a new head.
 """
 
 from __future__ import annotations
@@ -24,12 +25,28 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chain.metrics import to_ubpb
 from chain.objects import Arena
 from node.research.errors import ResearchError
 from node.research.journal import Stage
+from verify.check import (
+    FLAG_PARENT_FAILED,
+    CheckResult,
+    Hooks,
+    Pair,
+    ParentCache,
+    make_launcher,
+    run_check,
+)
+from verify.errors import CheckAborted, NoSandboxError
+
+if TYPE_CHECKING:
+    from model.harness import Launcher
+
+__all__ = ["Aborted", "HeadRunError", "LocalChecker", "Measured", "NoSandboxError", "local_arena",
+           "new_seeds"]
 
 EARLY_STOP_MARGINS = 2.0  # stop when one seed is worse by more than this many margins...
 FUTILE_Z = 2.0  # ...or when mean + FUTILE_Z * stderr cannot reach the margin (>= 2 seeds)
@@ -41,15 +58,6 @@ class HeadRunError(ResearchError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"the head's script fails locally ({reason}): {detail[-500:]}")
         self.reason, self.detail = reason, detail
-
-
-class NoSandboxError(ResearchError):
-    def __init__(self, missing: str) -> None:
-        super().__init__(
-            f"no sandbox for untrusted scripts ({missing}); install bubblewrap, or pass "
-            "--unsafe-no-sandbox to run scripts unconfined on this machine"
-        )
-        self.missing = missing
 
 
 class Aborted(ResearchError):  # noqa: N818 - a control-flow signal, not a failure
@@ -85,36 +93,28 @@ def local_arena(arena: Arena, overrides: dict[str, int]) -> Arena:
 
 
 class LocalChecker:
-    """Runs scripts under the arena's harness; caches the head's runs per (script, seed)."""
+    """Runs verify.check.run_check under the (local) arena; caches the head's runs per (script, seed)."""
 
     def __init__(self, arena: Arena, *, threads: int = 2, unsafe_no_sandbox: bool = False,
-                 overrides: dict[str, int] | None = None) -> None:
+                 overrides: dict[str, int] | None = None, launcher: Launcher | None = None) -> None:
         from model.arenas import harness_config
 
         self.arena = local_arena(arena, overrides or {})
         self.config = harness_config(self.arena)
         self.threads = threads
-        self.launcher = _launcher(unsafe_no_sandbox)
-        self._cache: dict[tuple[bytes, int], Measured] = {}
+        self.unsafe_no_sandbox = unsafe_no_sandbox
+        self.launcher = launcher or make_launcher(unsafe_no_sandbox, self.config.device)
+        self._cache: ParentCache = {}
 
-    def run(self, script: bytes, seed: int, *, cache: bool = False) -> Measured:
-        key = (hashlib.sha256(script).digest(), seed)
-        if cache and key in self._cache:
-            return self._cache[key]
+    def run(self, script: bytes, seed: int) -> Measured:
+        """One run of `script` on `seed` (no pairing, no cache)."""
         from model.harness import run_script
 
-        kwargs: dict[str, Any] = {"threads": self.threads}
-        if self.launcher is not None:
-            kwargs["launcher"] = self.launcher
-        r = run_script(script, self.config, seed, **kwargs)
-        if r.status == "ok" and r.val_bpb is not None and math.isfinite(r.val_bpb):
+        r = run_script(script, self.config, seed, launcher=self.launcher, threads=self.threads)
+        if r.ok and r.val_bpb is not None and math.isfinite(r.val_bpb):
             floor = to_ubpb(r.floor_bpb) if r.floor_bpb is not None else None
-            m = Measured(True, to_ubpb(r.val_bpb), floor, "", r.detail)
-        else:
-            m = Measured(False, None, None, f"{r.status}:{r.reason or 'unknown'}", r.detail)
-        if cache and m.ok:  # a failed head run is never reused: it may have been cut short
-            self._cache[key] = m
-        return m
+            return Measured(True, to_ubpb(r.val_bpb), floor, "", r.detail)
+        return Measured(False, None, None, f"{r.status}:{r.reason or 'unknown'}", r.detail)
 
     def forget(self, keep: bytes | None = None) -> None:
         """Drop cached head runs (all, or all but those of script `keep`)."""
@@ -125,48 +125,41 @@ class LocalChecker:
                margin_ubpb: int, *, cache_parent: bool,
                should_abort: Callable[[], str | None] = lambda: None,
                progress: Callable[[str], None] = lambda _: None) -> Stage:
-        """One stage: parent and candidate seed by seed, with early stopping; the verdict by decide()."""
-        from verify.stats import decide
+        """One stage: run_check with early stopping against `margin_ubpb`, as a journal Stage.
 
-        p_list: list[int] = []
-        c_list: list[int] = []
-        f_list: list[int] = []
-        done: list[int] = []
+        Raises Aborted (with the partial stage) when should_abort gives a reason,
+        HeadRunError when the parent itself fails here.
+        """
+        arena = self.arena if margin_ubpb == self.arena.margin_ubpb else self.arena.replace(
+            margin_ubpb=margin_ubpb)
 
-        def stage(verdict: str, detail: str = "") -> Stage:
-            gains = [p - c for p, c in zip(p_list, c_list, strict=True)]
-            mean = sum(gains) // len(gains) if gains else 0
-            return Stage(name, list(done), list(p_list), list(c_list), list(f_list), verdict,
-                         mean, _stderr(gains), detail[-1000:])
+        gains: list[int] = []
 
-        def check_abort() -> None:
-            why = should_abort()
-            if why:
-                raise Aborted(why, stage(f"aborted:{why}"))
-
-        for i, seed in enumerate(seeds):
-            check_abort()
-            p = self.run(parent, seed, cache=cache_parent)
-            check_abort()  # a run cut short by Ctrl-C or a new head says nothing about the script
-            if not p.ok:
-                raise HeadRunError(p.reason, p.detail)
-            c = self.run(candidate, seed)
-            check_abort()
-            if not c.ok:
-                return stage(c.reason if c.reason.startswith(("invalid", "cheat")) else
-                             f"invalid:{c.reason.split(':', 1)[-1]}", c.detail)
-            done.append(seed)
-            p_list.append(p.ubpb or 0)
-            c_list.append(c.ubpb or 0)
-            if p.floor_ubpb is not None:
-                f_list.append(p.floor_ubpb)
-            gains = [a - b for a, b in zip(p_list, c_list, strict=True)]
+        def on_pair(i: int, pair: Pair) -> None:
+            gains.append(pair.gain_ubpb)
             mean = sum(gains) / len(gains)
             progress(f"{name} seed {i + 1}/{len(seeds)}: gain {gains[-1]:+d} ubpb (mean {mean:+.0f})")
-            if i + 1 < len(seeds) and _futile(gains, margin_ubpb):
-                return stage("no_gain", f"stopped early after {i + 1} seeds: cannot reach the margin")
-        d = decide(p_list, c_list, margin_ubpb)
-        return stage(d.verdict)
+
+        hooks = Hooks(should_abort=should_abort, stop_early=lambda g: _futile(g, margin_ubpb),
+                      on_pair=on_pair)
+        try:
+            r = run_check(parent, candidate, arena, seeds, threads=self.threads, launcher=self.launcher,
+                          parent_cache=self._cache if cache_parent else None, hooks=hooks,
+                          unsafe_no_sandbox=self.unsafe_no_sandbox)
+        except CheckAborted as e:
+            raise Aborted(e.why, _stage(name, e.partial)) from e
+        if FLAG_PARENT_FAILED in r.flags:
+            raise HeadRunError(r.verdict.removeprefix("invalid:parent_"), r.detail)
+        return _stage(name, r)
+
+
+def _stage(name: str, r: CheckResult) -> Stage:
+    gains = [q.gain_ubpb for q in r.pairs]
+    mean = sum(gains) // len(gains) if gains else 0
+    detail = "" if r.verdict in ("improves", "no_gain") and r.decision is not None else r.detail
+    return Stage(name, [q.seed for q in r.pairs], [q.parent_ubpb for q in r.pairs],
+                 [q.candidate_ubpb for q in r.pairs], [q.floor_ubpb for q in r.pairs if q.floor_ubpb is not None],
+                 r.verdict, mean, _stderr(gains), detail[-1000:])
 
 
 def _stderr(gains: list[int]) -> int:
@@ -178,21 +171,10 @@ def _stderr(gains: list[int]) -> int:
     return int(math.sqrt(var / n))
 
 
-def _futile(gains: list[int], margin: int) -> bool:
+def _futile(gains: list[int], margin: int) -> str | None:
+    """Why the candidate cannot reach the margin any more, or None."""
     mean = sum(gains) / len(gains)
-    if mean < -EARLY_STOP_MARGINS * max(margin, 1):
-        return True
-    return len(gains) >= 2 and mean + FUTILE_Z * _stderr(gains) < margin
-
-
-def _launcher(unsafe_no_sandbox: bool) -> Any:
-    if unsafe_no_sandbox:
-        from model.harness import DirectLauncher
-
-        return DirectLauncher()
-    from verify.sandbox import BubblewrapLauncher, sandbox_available
-
-    missing = sandbox_available()
-    if missing is not None:
-        raise NoSandboxError(missing)
-    return BubblewrapLauncher()
+    if mean < -EARLY_STOP_MARGINS * max(margin, 1) or (
+            len(gains) >= 2 and mean + FUTILE_Z * _stderr(gains) < margin):
+        return f"stopped early after {len(gains)} seeds: cannot reach the margin"
+    return None

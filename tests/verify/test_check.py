@@ -67,3 +67,36 @@ def test_refuses_an_arena_of_another_harness(arena_and_ref, test_launcher):
     with pytest.raises(HarnessMismatchError):
         run_check(ref.data, ref.data, arena.replace(harness="ratchet-harness-999"), SEEDS,
                   launcher=test_launcher)
+
+
+def test_the_local_check_measures_what_a_verifier_measures(arena_and_ref, test_launcher, parent_cache):
+    from node.research.localcheck import LocalChecker
+
+    arena, ref = arena_and_ref
+    cand = ref.data.replace(b"INIT_STD = 0.02 ", b"INIT_STD = 0.0203 ")
+    seeds = SEEDS[:2]
+    v = run_check(ref.data, cand, arena, seeds, threads=1, parent_cache=parent_cache, launcher=test_launcher)
+    assert v.measured, v.detail
+    local = LocalChecker(arena, threads=1, launcher=test_launcher)  # its own parent runs, no shared cache
+    stage = local.paired("screen", ref.data, cand, seeds, arena.margin_ubpb, cache_parent=True)
+    assert stage.seeds == seeds
+    assert stage.parent_ubpb == v.parent_ubpb and stage.candidate_ubpb == v.candidate_ubpb
+    assert stage.floor_ubpb == v.floor_ubpb and stage.verdict == v.verdict
+    assert stage.parent_ubpb != stage.candidate_ubpb  # a real trajectory change, measured alike
+
+
+def test_the_launcher_honours_the_arenas_device(verifier_key):
+    from model.arenas import build_arena
+    from node.research.localcheck import LocalChecker
+    from verify.check import make_launcher
+    from verify.sandbox import gpu_devices
+
+    gpu, _ = build_arena("gpu", verifier_key, [verifier_key.public], 1, created_at_ms=1)
+    cpu = make_launcher(False, "cpu")
+    cuda = make_launcher(False, "cuda")
+    assert cpu.limits.memory_bytes is not None and cpu.devices == ()
+    assert cuda.limits.memory_bytes is None and cuda.devices == gpu_devices(0)
+    local = LocalChecker(gpu).launcher  # a contributor's check on the gpu arena: the GPU's sandbox
+    assert local.limits.memory_bytes is None and local.devices == cuda.devices
+    tiny, _ = build_arena("tiny", verifier_key, [verifier_key.public], 1, created_at_ms=1)
+    assert LocalChecker(tiny).launcher.limits == cpu.limits
