@@ -1,12 +1,10 @@
 """The contributor's experiment journal, read without ever writing it.
 
-The research loop (node/research/journal.py) keeps an append-only SQLite file
-at HOME/research/journal.sqlite3. The leaderboard depends on chain only, so it
-does not import that module: it names the same file and reads the same two
-tables itself, through a `mode=ro` URI connection opened per request. That
-connection never creates the file when it is absent and never writes it (the
-SQLite WAL reader protocol may add the empty `-wal`/`-shm` companions beside a
-journal no writer has open; the journal itself stays byte-for-byte the same).
+The research loop keeps an append-only SQLite file at HOME/research/journal.sqlite3;
+journalfile (standard library only, so the leaderboard still needs nothing of
+node/) names it and holds its queries. The leaderboard reads it through a
+`mode=ro` connection opened per request (journalfile.open_existing), which
+never creates the file when it is absent and never writes it.
 
 Every value read here is untrusted: SQLite columns are dynamically typed and
 the JSON columns may hold anything, so each field is coerced to its type and
@@ -26,21 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import journalfile
+from journalfile import DECISIONS, FILE_NAME, journal_path
+from journalfile import PROPOSED as PROPOSED  # what present.py counts as proposed
 from leaderboard.errors import JournalUnreadableError
 
-FILE_NAME = "journal.sqlite3"  # node/research/journal.py: FILE_NAME, under HOME/research/
-PROPOSED = "proposed"
-DECISIONS = (PROPOSED, "discarded", "invalid", "stale")
 RUNNING = "running"  # no result row yet: running, or interrupted and not yet retired
 FILTERS = ("all", *DECISIONS)
 MAX_STAGES = 16
 MAX_SEEDS = 64
 MAX_CHANGES_CHARS = 20_000
 _LIMITS = {"uid": 64, "proposer": 64, "summary": 500, "diffstat": 120, "reason": 2000}
-
-
-def journal_path(home: Path) -> Path:
-    return Path(home) / "research" / FILE_NAME
 
 
 def token(home: Path) -> str | None:
@@ -106,32 +100,19 @@ class JournalPage:
 def read_page(home: Path, arena: bytes, decision: str, offset: int, limit: int) -> JournalPage | None:
     """One page of an arena's experiments, newest first; None when there is no journal."""
     path = journal_path(home)
-    if not path.is_file():
+    try:
+        conn = journalfile.open_existing(home)
+    except sqlite3.Error:
+        raise JournalUnreadableError(path, "cannot open it read-only") from None
+    if conn is None:
         return None
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0,
-                               isolation_level=None, check_same_thread=False)
-    except sqlite3.OperationalError:
-        if not path.exists():  # removed between the check and the open
-            return None
-        raise JournalUnreadableError(path, "cannot open it read-only") from None
-    try:
         conn.execute("BEGIN")  # one read transaction: the counts and the page agree
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not {"experiments", "results"} <= tables:
+        if not journalfile.has_tables(conn):
             return JournalPage(_counts([]), 0, [])  # being created by its first writer
-        counts = _counts(conn.execute(
-            "SELECT r.decision, COUNT(*) FROM experiments e LEFT JOIN results r ON r.experiment = e.seq"
-            " WHERE e.arena = ? GROUP BY r.decision", (arena,)).fetchall())
-        where, params = "e.arena = ?", [arena]
-        if decision != "all":
-            where += " AND r.decision = ?"
-            params.append(decision)
-        rows = conn.execute(
-            "SELECT e.seq, e.uid, e.parent, e.proposer, e.summary, e.changes, e.diffstat, e.started_at,"
-            " r.decision, r.reason, r.stages, r.proposal, r.wall_ms, r.finished_at"
-            " FROM experiments e LEFT JOIN results r ON r.experiment = e.seq"
-            f" WHERE {where} ORDER BY e.seq DESC LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
+        counts = _counts(journalfile.decision_counts(conn, arena))
+        rows = journalfile.entries(conn, arena, decision=None if decision == "all" else decision,
+                                   limit=limit, offset=offset)
     except sqlite3.Error as e:
         raise JournalUnreadableError(path, str(e)) from e
     finally:
@@ -150,15 +131,15 @@ def _counts(rows: list[Any]) -> dict[str, int]:
     return counts
 
 
-def _entry(r: tuple[Any, ...]) -> EntryRow:
-    decision = None if r[8] is None else _text(r[8], 16)
+def _entry(r: dict[str, Any]) -> EntryRow:
     return EntryRow(
-        seq=_int(r[0]), uid=_text(r[1], _LIMITS["uid"]), parent=_bytes(r[2]),
-        proposer=_text(r[3], _LIMITS["proposer"]), summary=_text(r[4], _LIMITS["summary"]),
-        changes=_changes(r[5]), diffstat=_text(r[6], _LIMITS["diffstat"]), started_at=_int(r[7]),
-        decision=decision, reason=_text(r[9], _LIMITS["reason"]), stages=_stages(r[10]),
-        proposal=_bytes(r[11]) or None, wall_ms=_int(r[12]),
-        finished_at=None if r[13] is None else _int(r[13]),
+        seq=_int(r["seq"]), uid=_text(r["uid"], _LIMITS["uid"]), parent=_bytes(r["parent"]),
+        proposer=_text(r["proposer"], _LIMITS["proposer"]), summary=_text(r["summary"], _LIMITS["summary"]),
+        changes=_changes(r["changes"]), diffstat=_text(r["diffstat"], _LIMITS["diffstat"]),
+        started_at=_int(r["started_at"]), decision=None if r["decision"] is None else _text(r["decision"], 16),
+        reason=_text(r["reason"], _LIMITS["reason"]), stages=_stages(r["stages"]),
+        proposal=_bytes(r["proposal"]) or None, wall_ms=_int(r["wall_ms"]),
+        finished_at=None if r["finished_at"] is None else _int(r["finished_at"]),
     )
 
 

@@ -6,6 +6,7 @@ Where things live:
 - wire: frames and the msgpack messages peers exchange, validated field by field.
 - reqresp: objects, blobs, inventories and arena lists by request/response.
 - gossip: gossipsub with fixed parameters; per-arena topics; validation before store/forward.
+- claims, claimgossip: signed "trying X" hints that expire; published from and kept in the journal.
 - sync: anti-entropy (inventory diff, pull in dependency order).
 - peers: scores, rate limits, disconnection of peers that misbehave.
 - discovery: bootstrap addresses (flag, config file, arena) and mDNS.

@@ -1,15 +1,14 @@
 """Claims on the network: what the node publishes from its home's journal and what it accepts.
 
-A claim ("trying topic X on head H", node/research/claims.py) is advisory: it
+A claim ("trying topic X on head H", claims.py) is advisory: it
 only reorders other contributors' searches (claimed topics are tried last), so
 it is never stored in the chain store. The contributor signs claims into
 `<home>/research/journal.sqlite3`; the node on the same home reads that file and
 publishes what it has not published or received yet (after a restart: every
 live claim there, once; receivers dedupe by claim id). It reads the journal's
-`claims` table directly (by rowid, so each tick reads only new rows) because
-the journal offers no query across parents. Claims received from
-peers are written into that journal only if it exists: a relay with no
-contributor gets no journal file, it just validates and forwards.
+`claims` table by rowid (journalfile.claims_after), so each tick reads only new
+rows. Claims received from peers are written into that journal only if it
+exists: a relay with no contributor gets no journal file, it just validates and forwards.
 
 Receipt rules, in order (see `ClaimBook.receive`):
 - undecodable, oversized, non-canonical, badly signed, wrong arena, created
@@ -31,9 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.research.claims import Claim
-from node.research.errors import ClaimError, JournalError
-from node.research.journal import Journal, journal_path
+import journalfile
+from node.p2p.claims import Claim, ClaimError
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +62,16 @@ class ClaimBook:
         self._expires: dict[bytes, int] = {}  # claim id -> expires_at, every live claim seen
         self._by_author: dict[tuple[bytes, bytes, bytes], set[bytes]] = {}  # (arena, parent, author)
         self._authors: dict[bytes, tuple[bytes, bytes, bytes]] = {}  # claim id -> its author key
-        self._journal: Journal | None = None
+        self._writer: sqlite3.Connection | None = None
         self._scan: sqlite3.Connection | None = None
         self._last_row = 0
         self._next_prune = 0
 
     def close(self) -> None:
-        if self._journal is not None:
-            self._journal.close()
-        if self._scan is not None:
-            self._scan.close()
-        self._journal = self._scan = None
+        for conn in (self._writer, self._scan):
+            if conn is not None:
+                conn.close()
+        self._writer = self._scan = None
 
     # -- receipt -------------------------------------------------------------------
     def receive(self, arena_id: bytes, encoded: bytes, allow_key: Callable[[bytes], bool]) -> Verdict:
@@ -114,18 +111,17 @@ class ClaimBook:
         if conn is None:
             return []
         try:
-            rows = conn.execute("SELECT rowid, encoded FROM claims WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                                (self._last_row, SCAN_BATCH)).fetchall()
+            rows = journalfile.claims_after(conn, self._last_row, SCAN_BATCH)
         except sqlite3.Error as e:
-            log.warning("cannot read claims from %s: %s", journal_path(self.home), e)
+            log.warning("cannot read claims from %s: %s", journalfile.journal_path(self.home), e)
             return []
         now = self.clock_ms()
         self._prune(now)
         out = []
         for rowid, encoded in rows:
-            self._last_row = max(self._last_row, int(rowid))
+            self._last_row = max(self._last_row, rowid)
             try:
-                claim = Claim.decode(bytes(encoded))
+                claim = Claim.decode(encoded)
             except ClaimError as e:
                 log.warning("journal claim at row %d is not valid: %s", rowid, e)
                 continue
@@ -156,33 +152,29 @@ class ClaimBook:
                 del self._by_author[group]
 
     def _store(self, claim: Claim) -> None:
-        if self._journal is None:
-            if not journal_path(self.home).exists():
+        if self._writer is None:
+            path = journalfile.journal_path(self.home)
+            if not path.exists():
                 return  # a relay: no contributor here, nothing to tell
             try:
-                self._journal = Journal.open(self.home)
-            except JournalError as e:
-                log.warning("claims not stored: %s", e)
+                self._writer = journalfile.create(self.home)
+            except (sqlite3.Error, OSError) as e:
+                log.warning("claims not stored: cannot open the journal at %s: %s", path, e)
                 return
         try:
-            self._journal.add_claim(claim.id, claim.arena, claim.parent, claim.topic, claim.author,
-                                    claim.expires_at, claim.encode())
+            journalfile.add_claim(self._writer, claim.id, claim.arena, claim.parent, claim.topic,
+                                  claim.author, claim.expires_at, claim.encode())
             self.stored += 1
-        except JournalError as e:
-            log.warning("claim %s not stored: %s", claim.id.hex()[:12], e)
+        except sqlite3.Error as e:
+            log.warning("claim %s not stored: journal write failed: %s", claim.id.hex()[:12], e)
 
     def _scan_conn(self) -> sqlite3.Connection | None:
         """A read-write connection that never creates the file (`mode=rw`), opened once it exists."""
         if self._scan is None:
-            path = journal_path(self.home)
-            if not path.exists():
-                return None
             try:
-                self._scan = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5.0,
-                                             check_same_thread=False)
+                self._scan = journalfile.open_existing(self.home, writable=True)
             except sqlite3.Error as e:
-                log.warning("cannot open %s: %s", path, e)
-                return None
+                log.warning("cannot open %s: %s", journalfile.journal_path(self.home), e)
         return self._scan
 
 

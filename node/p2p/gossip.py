@@ -42,8 +42,8 @@ from chain.errors import (
 from chain.objects import Attestation, ChainObject, Proposal, decode
 from node.p2p import wire
 from node.p2p.claimgossip import ClaimBook
+from node.p2p.claims import Claim
 from node.p2p.peers import PeerBook
-from node.research.claims import Claim
 
 if TYPE_CHECKING:
     from libp2p.abc import IHost

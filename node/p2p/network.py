@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from libp2p.peer.id import ID
 
     from chain.store import Store
-    from node.research.claims import Claim
+    from node.p2p.claims import Claim
 
 log = logging.getLogger(__name__)
 

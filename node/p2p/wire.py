@@ -179,7 +179,7 @@ def decode_peer_addrs(data: bytes) -> list[str]:
 # -- gossip messages ----------------------------------------------------------------
 # [kind, payload]: "object" carries one encoded proposal or attestation; "head" carries
 # [arena id, head id, inventory size] so peers that differ can sync; "claim" carries one
-# encoded claim (node/research/claims.py, which checks its size and signature).
+# encoded claim (node/p2p/claims.py, which checks its size and signature).
 GOSSIP_KINDS = ("object", "head", "claim")
 
 

@@ -48,7 +48,3 @@ class AgentError(ResearchError):
     def __init__(self, command: str, problem: str) -> None:
         super().__init__(f"cannot run agent command {command!r}: {problem}")
         self.command, self.problem = command, problem
-
-
-class ClaimError(ResearchError):
-    """A claim message that does not decode or whose signature does not verify."""

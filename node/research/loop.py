@@ -28,9 +28,10 @@ from chain.keys import SigningKey
 from chain.metrics import fmt_ubpb
 from chain.objects import Arena, Blob, Proposal
 from chain.store import Store
+from journalfile import DISCARDED, INVALID, PROPOSED, STALE
+from node.p2p.claims import Claim
 from node.research import mutate
-from node.research.claims import Claim
-from node.research.journal import DISCARDED, INVALID, PROPOSED, STALE, Entry, Journal, Stage
+from node.research.journal import Entry, Journal, Stage
 from node.research.limits import Gate
 from node.research.localcheck import Aborted, LocalChecker, new_seeds
 from node.research.search import Candidate, Proposer, diffstat

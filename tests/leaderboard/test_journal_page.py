@@ -10,9 +10,9 @@ from pathlib import Path
 import aiohttp
 from lb_world import EVIL, World, run, serving
 
+import journalfile
 from leaderboard import journal as lb_journal
 from leaderboard.security import CSP
-from node.research import journal as node_journal
 from node.research.journal import Journal, Stage
 
 INLINE = re.compile(r"""<[^>]*\s(style|on[a-z]+)\s*=|javascript:""", re.IGNORECASE)
@@ -59,11 +59,10 @@ async def get(s: aiohttp.ClientSession, url: str, **kw: object) -> tuple[int, st
         return r.status, await r.text(), dict(r.headers)
 
 
-def test_the_leaderboard_names_the_file_and_decisions_the_research_loop_writes() -> None:
-    assert lb_journal.FILE_NAME == node_journal.FILE_NAME
-    assert lb_journal.DECISIONS == node_journal.DECISIONS
-    home = Path("/some/home")
-    assert lb_journal.journal_path(home) == node_journal.journal_path(home)  # what Journal.open uses
+def test_the_leaderboard_names_the_file_and_decisions_the_research_loop_writes(tmp_path: Path) -> None:
+    assert lb_journal.FILTERS == ("all", *journalfile.DECISIONS)
+    with Journal.open(tmp_path) as j:
+        assert lb_journal.journal_path(tmp_path) == j.path
 
 
 def test_page_lists_experiments_newest_first_with_summary_and_links(world: World) -> None:
@@ -235,7 +234,7 @@ def test_a_journal_written_while_serving_appears(world: World) -> None:
 
 def test_serving_leaves_the_journal_byte_for_byte_unchanged(world: World) -> None:
     write_journal(world)
-    path = world.home / "research" / node_journal.FILE_NAME
+    path = journalfile.journal_path(world.home)
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     mtime = path.stat().st_mtime_ns
 
@@ -256,7 +255,7 @@ def test_serving_leaves_the_journal_byte_for_byte_unchanged(world: World) -> Non
 
 
 def test_a_damaged_journal_is_a_503_not_a_crash(world: World) -> None:
-    path = world.home / "research" / node_journal.FILE_NAME
+    path = journalfile.journal_path(world.home)
     path.parent.mkdir()
     path.write_bytes(b"this is not a database " * 100)
 

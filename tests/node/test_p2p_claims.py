@@ -14,10 +14,11 @@ from p2p_helpers import run_trio, running_hosts, running_networks, small_chain, 
 
 from chain.builders import key
 from chain.store import Store
+from journalfile import journal_path
 from node.p2p import wire
 from node.p2p.claimgossip import CLOCK_SLACK_MS, ClaimBook
-from node.research.claims import Claim
-from node.research.journal import Journal, journal_path
+from node.p2p.claims import Claim
+from node.research.journal import Journal
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import node.p2p
 from chain.builders import key, make_arena
 from node.p2p import wire
 from node.p2p.discovery import ConfigError, bootstrap_addrs, merge_bootstrap, read_config
@@ -110,3 +115,13 @@ def test_wildcard_addresses_become_dialable_ones() -> None:
     assert dialable("/ip4/0.0.0.0/tcp/4001/p2p/Qm", ["10.0.0.5", "127.0.0.1"]) == [
         "/ip4/10.0.0.5/tcp/4001/p2p/Qm", "/ip4/127.0.0.1/tcp/4001/p2p/Qm"]
     assert dialable(PEER_A) == [PEER_A]
+
+
+def test_the_p2p_layer_imports_nothing_of_research_or_roles() -> None:
+    """The transport sits below what uses it: importing every p2p module pulls in no research or roles."""
+    modules = [f"node.p2p.{m.name}" for m in pkgutil.iter_modules(node.p2p.__path__)]
+    code = f"import importlib, json, sys\nfor m in {modules!r}: importlib.import_module(m)\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    loaded = json.loads(out.stdout)
+    assert "node.p2p.network" in loaded and "node.p2p.claimgossip" in loaded
+    assert [m for m in loaded if m.startswith(("node.research", "node.roles", "node.commands"))] == []

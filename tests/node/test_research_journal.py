@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from chain.builders import key
-from node.research.claims import Claim
-from node.research.errors import ClaimError, JournalError, ResearchError
-from node.research.journal import DISCARDED, PROPOSED, Journal, Stage
+from journalfile import DISCARDED, PROPOSED
+from node.p2p.claims import Claim, ClaimError
+from node.research.errors import JournalError, ResearchError
+from node.research.journal import Journal, Stage
 from node.research.limits import Gate, parse_hours, within_hours
 
 ARENA, HEAD = b"\x01" * 32, b"\x02" * 32

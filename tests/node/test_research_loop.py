@@ -19,8 +19,9 @@ from chain.consensus import state_for
 from chain.keys import SigningKey
 from chain.objects import Arena, Blob, Proposal
 from chain.store import Store
+from journalfile import INVALID, PROPOSED, STALE
 from node.research import mutate
-from node.research.journal import INVALID, PROPOSED, STALE, Journal
+from node.research.journal import Journal
 from node.research.knobs import LOG, parse_knobs
 from node.research.limits import Gate
 from node.research.loop import ContributorLoop, LoopConfig, read_head

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from node.research.journal import DISCARDED, INVALID, PROPOSED, Entry, Stage
+from journalfile import DISCARDED, INVALID, PROPOSED
+from node.research.journal import Entry, Stage
 from node.research.knobs import parse_knobs
 from node.research.mutate import Mutation
 from node.research.search import BanditSearch, Candidate, RandomSearch, diffstat, mutation_key

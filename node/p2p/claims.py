@@ -8,9 +8,11 @@ msgpack encoding, its own signature domain (`ratchet/v1/claim`) and a lifetime
 capped at MAX_TTL_S. The loop signs claims into the journal's claims table;
 the `ratchet node` on the same home publishes them on the arena's `claims`
 gossip topic, and a node that receives a valid one writes it into its home's
-journal if a contributor keeps one there (node/p2p/claimgossip.py). A claim is
+journal if a contributor keeps one there (claimgossip.py). A claim is
 only a hint from an unauthenticated key: receivers cap live claims per author
 and parent, and the search tries claimed topics last rather than never.
+Claims live here, with the other messages peers exchange, so that the p2p
+layer needs nothing from the research package that signs them.
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ import msgpack
 
 from chain import keys
 from chain.encoding import pack
-from node.research.errors import ClaimError
 
 TYPE = "claim"
 VERSION = 1
 MAX_TTL_S = 6 * 3600
 MAX_ENCODED = 512
 TOPIC_RE = re.compile(r"[A-Za-z0-9_.:+\-\[\]~=;]{1,200}")
+
+
+class ClaimError(Exception):
+    """A claim message that does not decode or whose signature does not verify."""
 
 
 @dataclass(frozen=True)
