@@ -9,7 +9,6 @@ harness-side problems (missing data) raise.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -82,10 +81,9 @@ def readable_paths() -> list[Path]:
     return sorted(p.resolve() for p in paths if p.exists())
 
 
-def worker_env(workdir: Path, threads: int) -> dict[str, str]:
+def worker_env(workdir: Path) -> dict[str, str]:
     # No OMP_NUM_THREADS: measured here, setting it halves torch's CPU speed
     # (OpenMP's wait policy changes); the worker calls torch.set_num_threads.
-    del threads
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(PROJECT_ROOT),
             "HOME": str(workdir), "TMPDIR": str(workdir), "PYTHONHASHSEED": "0",
             "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
@@ -113,8 +111,7 @@ def run_script(script: bytes, config: HarnessConfig, seed: int, *, launcher: Lau
 class _Worker:
     """One worker process (the trainer, or the fresh evaluator) and the parent's ends of its pipes."""
 
-    def __init__(self, launcher: Launcher, root: Path, name: str, script: bytes, threads: int,
-                 extra: list[str]) -> None:
+    def __init__(self, launcher: Launcher, root: Path, name: str, script: bytes, extra: list[str]) -> None:
         self.workdir = root / name
         self.workdir.mkdir()
         (self.workdir / "train.py").write_bytes(script)
@@ -126,7 +123,7 @@ class _Worker:
                                  readable=readable_paths())
             with open(self.log_path, "wb") as log:
                 self.proc = subprocess.Popen(
-                    argv, cwd=self.workdir, env=worker_env(self.workdir, threads), stdin=subprocess.DEVNULL,
+                    argv, cwd=self.workdir, env=worker_env(self.workdir), stdin=subprocess.DEVNULL,
                     stdout=log, stderr=subprocess.STDOUT, pass_fds=(cmd_r, resp_w),
                     preexec_fn=launcher.preexec, start_new_session=True)
         except BaseException:
@@ -204,7 +201,7 @@ class _Run:
         return json.dumps(conf).encode()
 
     def _spawn(self, name: str, extra: list[str]) -> _Worker:
-        w = _Worker(self.launcher, self.root, name, self.script, self.threads, extra)
+        w = _Worker(self.launcher, self.root, name, self.script, extra)
         self.workers.append(w)
         self.current = w
         return w
@@ -377,6 +374,3 @@ def _tail(path: Path, limit: int = 2000) -> str:
     except OSError:
         return ""
 
-
-def script_digest(script: bytes) -> str:
-    return hashlib.sha256(script).hexdigest()

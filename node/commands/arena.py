@@ -11,6 +11,7 @@ import click
 from chain.errors import ChainError
 from chain.metrics import fmt_ubpb
 from chain.objects import MAX_BLOB_BYTES, Arena, Blob
+from model.harness.config import HARNESS_VERSION
 from node.commands.keys import load_key
 from node.context import Context
 from node.render import parse_key_hex, short
@@ -68,7 +69,7 @@ def arena_init(ctx: Context, preset: str, verifiers: tuple[str, ...], quorum: in
 @click.option("--name", required=True, help="Arena name (lowercase letters, digits, - and _).")
 @click.option("--script", "script_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Reference train.py.")
 @click.option("--description", default="", help="What this arena is about.")
-@click.option("--harness", default="tiny-1", show_default=True, help="Harness version that runs checks.")
+@click.option("--harness", default=HARNESS_VERSION, show_default=True, help="Harness version that runs checks (this ratchet's).")
 @click.option("--dataset-name", default="tinylang", show_default=True)
 @click.option("--dataset-sha256", default="", help="SHA-256 (hex) of the dataset, empty when generated per check.")
 @click.option("--dataset-source", default="generated", show_default=True, help="Where the data comes from (URL, generator name).")
@@ -90,6 +91,9 @@ def arena_create(ctx: Context, name: str, script_path: Path, description: str, h
                  verifiers: tuple[str, ...], quorum: int | None, margin: float,
                  max_script_bytes: int, settings: tuple[str, ...], bootstrap: tuple[str, ...]) -> None:
     """Create a custom arena from flags."""
+    from model.arenas import SETTING_KEYS, harness_config
+    from model.errors import ModelError
+
     key = load_key(ctx)
     script = script_path.read_bytes()
     if len(script) > max_script_bytes:
@@ -98,6 +102,14 @@ def arena_create(ctx: Context, name: str, script_path: Path, description: str, h
         sha = bytes.fromhex(dataset_sha256)
     except ValueError as e:
         raise click.BadParameter("not hex", param_hint="--dataset-sha256") from e
+    if harness != HARNESS_VERSION:
+        raise click.BadParameter(f"this ratchet runs harness {HARNESS_VERSION!r}; an arena for {harness!r} "
+                                 "could not be checked here", param_hint="--harness")
+    setting_pairs = _parse_overrides(settings)
+    unknown = sorted(set(setting_pairs) - SETTING_KEYS)
+    if unknown:
+        raise click.BadParameter(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(SETTING_KEYS))}",
+                                 param_hint="--setting")
     keys = _verifier_keys(ctx, verifiers, key.public)
     q = quorum if quorum is not None else len(keys) // 2 + 1
     if margin < 0 or margin > 10:
@@ -110,10 +122,11 @@ def arena_create(ctx: Context, name: str, script_path: Path, description: str, h
             budget_kind=budget_kind, budget_value=budget_value, wall_cap_s=wall_cap,
             hardware=hardware, seeds=seeds, quorum=q, verifiers=keys,
             margin_ubpb=int(round(margin * 1e6)), max_script_bytes=max_script_bytes,
-            settings=sorted(_parse_overrides(settings).items()), bootstrap=list(bootstrap),
+            settings=sorted(setting_pairs.items()), bootstrap=list(bootstrap),
             created_at=int(time.time() * 1000),
         )
-    except ChainError as e:
+        harness_config(arena_obj)  # refuse an arena the harness could not run
+    except (ChainError, ModelError) as e:
         raise click.ClickException(f"invalid arena: {e}") from e
     _store_arena(ctx, arena_obj, blob)
     ctx.emit(arena_dict(arena_obj), f"created arena {arena_obj.name} {arena_obj.hex}")

@@ -70,11 +70,11 @@ def test_arena_create_show_list(runner: CliRunner, tmp_path: Path) -> None:
     script = tmp_path / "train.py"
     script.write_text("LR = 1e-3\n")
     run(runner, tmp_path, "arena", "create", "--name", "mine", "--script", str(script), "--budget", "1000",
-        "--setting", "vocab=64")
+        "--setting", "words=64")
     listed = json.loads(run(runner, tmp_path, "--json", "arena", "list"))
     assert [a["name"] for a in listed] == ["mine"]
     shown = json.loads(run(runner, tmp_path, "--json", "arena", "show", "mine"))
-    assert shown["budget"] == "tokens=1000" and shown["settings"] == {"vocab": "64"}
+    assert shown["budget"] == "tokens=1000" and shown["settings"] == {"words": "64"}
     assert shown["verifiers"] == [run(runner, tmp_path, "keys", "show").strip()]
     assert "mine" in run(runner, tmp_path, "arena", "show")
 
@@ -92,6 +92,15 @@ def test_arena_create_rejects_bad_flags_and_keeps_store(runner: CliRunner, tmp_p
     out = run(runner, tmp_path, "arena", "create", "--name", "ok", "--script", str(script),
               "--budget", "10", "--quorum", "3", ok=False)
     assert "quorum" in out
+    out = run(runner, tmp_path, "arena", "create", "--name", "ok", "--script", str(script),
+              "--budget", "10", "--setting", "vocab=64", ok=False)
+    assert "unknown setting" in out and "vocab" in out
+    out = run(runner, tmp_path, "arena", "create", "--name", "ok", "--script", str(script),
+              "--budget", "10", "--setting", "eval_rows=100", ok=False)
+    assert "eval_rows" in out
+    out = run(runner, tmp_path, "arena", "create", "--name", "ok", "--script", str(script),
+              "--budget", "10", "--harness", "tiny-1", ok=False)
+    assert "tiny-1" in out and "ratchet-harness-" in out
     assert json.loads(run(runner, tmp_path, "--json", "arena", "list")) == []
 
 

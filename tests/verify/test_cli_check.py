@@ -54,3 +54,23 @@ def test_bad_seeds_are_refused(tmp_path):
     script.write_text("")
     r = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "check", str(script), "--seeds", "a,b"])
     assert r.exit_code == 2 and "seeds" in r.output
+
+
+def test_an_arena_created_with_the_defaults_can_be_checked(tmp_path):
+    """`ratchet arena create` with its defaults makes an arena that `ratchet check` runs."""
+    from model.arenas import reference_script
+
+    home = str(tmp_path / "home")
+    ref = tmp_path / "ref.py"
+    ref.write_bytes(reference_script("tiny"))
+    cand = tmp_path / "cand.py"
+    cand.write_bytes(reference_script("tiny") + b"\n# no-op\n")
+    runner = CliRunner()
+    assert runner.invoke(main, ["--home", home, "keys", "new"]).exit_code == 0
+    r = runner.invoke(main, ["--home", home, "arena", "create", "--name", "mine", "--script", str(ref),
+                             "--budget", "8000"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["--home", home, "--json", "check", str(cand), "--arena", "mine",
+                             "--seeds", "3", "--threads", "1"])
+    data = json.loads(r.output)
+    assert data["verdict"] == "no_gain" and data["parent_ubpb"] == data["candidate_ubpb"], r.output
