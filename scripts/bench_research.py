@@ -66,6 +66,7 @@ def run_arm(home: Path, arm: str, author_pem: Path, verifier_pem: Path, minutes:
     from node.research.limits import Gate
     from node.research.loop import ContributorLoop, LoopConfig
     from node.research.search import BanditSearch, RandomSearch
+    from node.roles.propose import publish_to_store
     from verify.attest import verify_proposal
 
     author, verifier = SigningKey.load(author_pem), SigningKey.load(verifier_pem)
@@ -77,8 +78,7 @@ def run_arm(home: Path, arm: str, author_pem: Path, verifier_pem: Path, minutes:
     verify_s = [0.0]
 
     def publish(proposal: Any, blob: Any) -> None:
-        store.add(blob)
-        store.add(proposal)
+        publish_to_store(store, proposal, blob)
         t0 = time.monotonic()
         att = verify_proposal(verifier, store, proposal, threads=1, unsafe_no_sandbox=unsafe,
                               parent_cache=cache)

@@ -7,19 +7,69 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from node.commands.roles import network_config, network_options
 from node.context import Context
 
+if TYPE_CHECKING:
+    from chain.keys import SigningKey
+    from chain.objects import Arena
+    from node.research.limits import Gate
+    from node.research.loop import EventSink, LoopConfig
+    from node.research.netnode import NodeLink
+    from node.research.search import Proposer
+
 ARENA_SYNC_TIMEOUT_S = 120.0
+PROPOSERS = ("search", "random", "agent")
+
+
+@dataclass(frozen=True)
+class ContributeSettings:
+    """What `ratchet contribute` was asked to do: its flags, checked once, passed down as one object."""
+
+    loop: LoopConfig  # what each experiment does: seeds, confirm, claims, budget overrides, ...
+    proposer: str = "search"  # one of PROPOSERS
+    agent_cmd: str | None = None  # the coding agent's command line, for proposer "agent"
+    agent_timeout_s: float = 1800.0
+    gpus: str | None = None  # CUDA_VISIBLE_DEVICES of the training runs
+    niceness: int = 10
+    hours: tuple[int, int] | None = None  # start experiments only between these local hours
+    search_seed: int | None = None  # seed of the search's own randomness
+
+    def __post_init__(self) -> None:
+        if self.proposer not in PROPOSERS:
+            raise click.BadParameter(f"{self.proposer!r} is not one of {', '.join(PROPOSERS)}",
+                                     param_hint="--proposer")
+        if self.proposer == "agent" and not self.agent_cmd:
+            raise click.BadParameter("--proposer agent needs --agent-cmd", param_hint="--agent-cmd")
+
+    @classmethod
+    def from_flags(cls, *, proposer: str, agent_cmd: str | None, agent_timeout: float, threads: int,
+                   gpus: str | None, seeds: int | None, max_experiments: int | None, max_pending: int,
+                   overrides: tuple[str, ...], niceness: int, hours: str | None, no_confirm: bool,
+                   no_claims: bool, unsafe_no_sandbox: bool, search_seed: int | None) -> ContributeSettings:
+        """The settings of these flags; click.BadParameter naming the flag that is wrong."""
+        from node.research.errors import ResearchError
+        from node.research.limits import parse_hours
+        from node.research.loop import LoopConfig
+
+        try:
+            window = parse_hours(hours) if hours else None
+        except ResearchError as e:
+            raise click.BadParameter(str(e), param_hint="--hours") from e
+        loop = LoopConfig(seeds=seeds, confirm=not no_confirm, threads=threads,
+                          max_experiments=max_experiments, max_pending=max_pending, claims=not no_claims,
+                          unsafe_no_sandbox=unsafe_no_sandbox, budget_overrides=parse_overrides(overrides))
+        return cls(loop, proposer, agent_cmd, agent_timeout, gpus, niceness, window, search_seed)
 
 
 @click.command()
-@click.option("--proposer", type=click.Choice(["search", "random", "agent"]), default="search",
+@click.option("--proposer", type=click.Choice(PROPOSERS), default="search",
               show_default=True, help="Where candidates come from.")
 @click.option("--agent-cmd", default=None, metavar="COMMAND",
               help="Coding-agent command line for --proposer agent; runs in a working copy holding "
@@ -47,12 +97,8 @@ ARENA_SYNC_TIMEOUT_S = 120.0
 @click.option("--search-seed", type=int, default=None, help="Seed of the search's own randomness.")
 @network_options
 @click.pass_obj
-def contribute(ctx: Context, proposer: str, agent_cmd: str | None, agent_timeout: float,
-               threads: int, gpus: str | None, seeds: int | None, max_experiments: int | None,
-               max_pending: int, overrides: tuple[str, ...], niceness: int, hours: str | None,
-               no_confirm: bool, no_claims: bool, offline: bool, unsafe_no_sandbox: bool,
-               search_seed: int | None, listen: str | None, port: int | None,
-               bootstrap: tuple[str, ...], mdns: bool | None, sync_interval: float) -> None:
+def contribute(ctx: Context, offline: bool, listen: str | None, port: int | None,
+               bootstrap: tuple[str, ...], mdns: bool | None, sync_interval: float, **flags: Any) -> None:
     """Search for improvements of the head's script, check them locally, propose what wins.
 
     Proposals go to the network through a `ratchet node` on this data directory:
@@ -65,60 +111,41 @@ def contribute(ctx: Context, proposer: str, agent_cmd: str | None, agent_timeout
     """
     from node.commands.keys import load_key
 
-    if proposer == "agent" and not agent_cmd:
-        raise click.BadParameter("--proposer agent needs --agent-cmd", param_hint="--agent-cmd")
+    settings = ContributeSettings.from_flags(**flags)
     key = load_key(ctx)
     emit = _printer(ctx.as_json)
     link = None if offline else _attach_node(ctx, emit, listen, port, bootstrap, mdns, sync_interval)
     try:
-        _contribute(ctx, key, emit, proposer, agent_cmd, agent_timeout, threads, gpus, seeds,
-                    max_experiments, max_pending, overrides, niceness, hours, no_confirm, no_claims,
-                    unsafe_no_sandbox, search_seed)
+        _contribute(ctx, key, emit, settings)
     finally:
         if link is not None:
             link.close()
 
 
-def _contribute(ctx: Context, key: Any, emit: Any, proposer: str, agent_cmd: str | None,
-                agent_timeout: float, threads: int, gpus: str | None, seeds: int | None,
-                max_experiments: int | None, max_pending: int, overrides: tuple[str, ...],
-                niceness: int, hours: str | None, no_confirm: bool, no_claims: bool,
-                unsafe_no_sandbox: bool, search_seed: int | None) -> None:
+def _contribute(ctx: Context, key: SigningKey, emit: EventSink, settings: ContributeSettings) -> None:
     from node.research.errors import ResearchError
     from node.research.journal import Journal
-    from node.research.limits import Gate, parse_hours, set_nice
-    from node.research.localcheck import NoSandboxError
-    from node.research.loop import ContributorLoop, LoopConfig
+    from node.research.limits import Gate, set_nice
+    from node.research.loop import ContributorLoop
+    from verify.errors import NoSandboxError
 
     arena = ctx.arena()
     store = ctx.store()
-    try:
-        window = parse_hours(hours) if hours else None
-    except ResearchError as e:
-        raise click.BadParameter(str(e), param_hint="--hours") from e
-    if gpus is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpus
-    set_nice(niceness)
-    config = LoopConfig(
-        seeds=seeds, confirm=not no_confirm, threads=threads, max_experiments=max_experiments,
-        max_pending=max_pending, claims=not no_claims, unsafe_no_sandbox=unsafe_no_sandbox,
-        budget_overrides=parse_overrides(overrides),
-    )
-    gate = Gate(pause_file=ctx.home / "research" / "pause", hours=window)
+    if settings.gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = settings.gpus
+    set_nice(settings.niceness)
+    gate = Gate(pause_file=ctx.home / "research" / "pause", hours=settings.hours)
     gate.install_signals()
     _stop_on_signals(gate, emit)
     with Journal.open(ctx.home) as journal:
         try:
             # proposals land in the local store; a node on this home publishes them
-            loop = ContributorLoop(
-                store, arena, key, journal,
-                make_proposer(proposer, arena, agent_cmd, agent_timeout, search_seed, ctx.home),
-                config, gate=gate, on_event=emit,
-            )
+            loop = ContributorLoop(store, arena, key, journal, make_proposer(settings, arena, ctx.home),
+                                   settings.loop, gate=gate, on_event=emit)
         except NoSandboxError as e:
             raise click.ClickException(str(e)) from e
         emit("start", f"contributing to {arena.name} {arena.hex[:12]} as {key.public.hex()[:12]} "
-                      f"({proposer}; {loop.n_seeds} seeds per stage; margin {arena.margin_ubpb} ubpb); "
+                      f"({settings.proposer}; {loop.n_seeds} seeds per stage; margin {arena.margin_ubpb} ubpb); "
                       f"journal {journal.path}")
         try:
             n = loop.run()
@@ -127,14 +154,13 @@ def _contribute(ctx: Context, key: Any, emit: Any, proposer: str, agent_cmd: str
         emit("stop", f"stopped after {n} experiments; {len(loop.proposed)} proposed")
 
 
-def make_proposer(name: str, arena: Any, agent_cmd: str | None, agent_timeout: float,
-                  seed: int | None, home: Path) -> Any:
+def make_proposer(settings: ContributeSettings, arena: Arena, home: Path) -> Proposer:
     from node.research.search import BanditSearch, RandomSearch
 
-    if name == "search":
-        return BanditSearch(seed=seed)
-    if name == "random":
-        return RandomSearch(seed=seed)
+    if settings.proposer == "search":
+        return BanditSearch(seed=settings.search_seed)
+    if settings.proposer == "random":
+        return RandomSearch(seed=settings.search_seed)
     from node.research.agent import AgentProposer
 
     info = {"name": arena.name, "arena": arena.hex, "budget_kind": arena.budget_kind,
@@ -142,7 +168,7 @@ def make_proposer(name: str, arena: Any, agent_cmd: str | None, agent_timeout: f
             "seeds": arena.seeds, "hardware": arena.hardware,
             "max_script_bytes": arena.max_script_bytes, "settings": dict(arena.settings)}
     env = {"RATCHET_HOME": str(home), "RATCHET_ARENA": arena.hex}
-    return AgentProposer(agent_cmd or "", timeout_s=agent_timeout, arena_info=info,
+    return AgentProposer(settings.agent_cmd or "", timeout_s=settings.agent_timeout_s, arena_info=info,
                          max_script_bytes=arena.max_script_bytes, env=env)
 
 
@@ -163,7 +189,7 @@ def parse_overrides(items: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-def _printer(as_json: bool) -> Any:
+def _printer(as_json: bool) -> EventSink:
     def emit(kind: str, text: str) -> None:
         if as_json:
             sys.stdout.write(json.dumps({"t": int(time.time() * 1000), "event": kind, "text": text}) + "\n")
@@ -174,7 +200,7 @@ def _printer(as_json: bool) -> Any:
     return emit
 
 
-def _stop_on_signals(gate: Any, emit: Any) -> None:
+def _stop_on_signals(gate: Gate, emit: EventSink) -> None:
     """First SIGINT/SIGTERM: finish the current run and stop; a second one exits at once."""
 
     def handler(signum: int, frame: Any) -> None:
@@ -187,8 +213,8 @@ def _stop_on_signals(gate: Any, emit: Any) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _attach_node(ctx: Context, emit: Any, listen: str | None, port: int | None,
-                 bootstrap: tuple[str, ...], mdns: bool | None, sync_interval: float) -> Any:
+def _attach_node(ctx: Context, emit: EventSink, listen: str | None, port: int | None,
+                 bootstrap: tuple[str, ...], mdns: bool | None, sync_interval: float) -> NodeLink:
     """The node publishing this home's proposals: the running one, or a child node started here."""
     from node.research import netnode
     from node.research.errors import ResearchError

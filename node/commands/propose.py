@@ -46,6 +46,7 @@ def propose(ctx: Context, script: Path, message: str, parent: str | None, claim_
         ProposeError,
         build_proposal,
         local_node,
+        publish_to_store,
         wait_for_local_publish,
     )
 
@@ -71,8 +72,7 @@ def propose(ctx: Context, script: Path, message: str, parent: str | None, claim_
         proposal, blob = make()
         result = _result(proposal, blob, "local-node")
         before = node.get("counters", {}).get("published", 0)
-        store.add(blob)
-        store.add(proposal)
+        publish_to_store(store, proposal, blob)
         if not ctx.as_json:
             click.echo(f"proposal {short(proposal.id)} stored; the local node (pid {node['pid']}) publishes it")
         if wait_for_local_publish(ctx.home, before, wait_s):

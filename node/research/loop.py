@@ -8,8 +8,9 @@ One experiment:
 4. screen it on the head's cached seeds, confirm it on fresh seeds
    (localcheck.py), aborting if a new head arrives meanwhile: the experiment is
    journaled `stale` and a built-in-search mutation is rebased onto the new head;
-5. propose it if the confirm stage says "improves" (signed Proposal + Blob,
-   handed to the publisher: the network node's publish, or the local store).
+5. propose it if the confirm stage says "improves" (node.roles.propose builds the
+   signed Proposal + Blob; the publisher writes them into the local store, where
+   the network node on this home gossips them).
 
 State lives in the journal, so a restart resumes: an experiment without a
 result is re-run if its head is still the head, retired as `stale` (and
@@ -21,6 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from chain.consensus import PENDING, state_for
@@ -35,13 +37,15 @@ from node.research.journal import Entry, Journal, Stage
 from node.research.limits import Gate
 from node.research.localcheck import Aborted, LocalChecker, new_seeds
 from node.research.search import Candidate, Proposer, diffstat
+from node.roles.propose import Claim as MeasuredClaim
+from node.roles.propose import build_proposal, publish_to_store
 
 Publisher = Callable[[Proposal, Blob], None]
 EventSink = Callable[[str, str], None]
 NEW_HEAD, STOPPING = "new_head", "stopping"
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoopConfig:
     seeds: int | None = None  # seeds per stage (default: the arena's)
     confirm: bool = True  # re-check on fresh seeds before proposing
@@ -63,16 +67,6 @@ class Head:
     height: int
 
 
-def store_publisher(store: Store) -> Publisher:
-    """Publish by writing into the local store (when no network node is running)."""
-
-    def publish(proposal: Proposal, blob: Blob) -> None:
-        store.add(blob)
-        store.add(proposal)
-
-    return publish
-
-
 def read_head(store: Store, arena: Arena) -> Head:
     state = state_for(store, arena.id)
     if state.head == arena.id:
@@ -88,7 +82,7 @@ class ContributorLoop:
                  checker: LocalChecker | None = None) -> None:
         self.store, self.arena, self.key, self.journal = store, arena, key, journal
         self.proposer, self.config = proposer, config
-        self.publisher = publisher or store_publisher(store)
+        self.publisher = publisher or partial(publish_to_store, store)
         self.gate = gate
         self.on_event = on_event or (lambda kind, text: None)
         self.checker = checker or LocalChecker(arena, threads=config.threads,
@@ -258,8 +252,8 @@ class ContributorLoop:
 
     def _propose(self, cand: Candidate, head: Head, stages: list[Stage]) -> Proposal | None:
         last = stages[-1]
-        blob = Blob(data=cand.script)
-        if any(p.parent == head.id and p.script == blob.id for p in self.store.proposals(self.arena.id)):
+        script_id = Blob(data=cand.script).id
+        if any(p.parent == head.id and p.script == script_id for p in self.store.proposals(self.arena.id)):
             self.on_event("result", "already proposed on this head; not proposing again")
             return None
         text = cand.message or cand.summary
@@ -268,13 +262,11 @@ class ContributorLoop:
                 f"{fmt_ubpb(last.mean_gain_ubpb, signed=True)} bpb over {len(last.seeds)} fresh seeds"
                 f" (screen {fmt_ubpb(screen.mean_gain_ubpb, signed=True)})")
         message = (text[: 4000 - len(note)] + note)[:4096]
-        proposal = Proposal.create(
-            self.key, arena=self.arena.id, parent=head.id, script=blob.id, message=message,
-            claim_parent_ubpb=sum(last.parent_ubpb) // len(last.parent_ubpb),
-            claim_candidate_ubpb=sum(last.candidate_ubpb) // len(last.candidate_ubpb),
-            claim_seeds=list(last.seeds), claim_hardware=self.hardware[:64],
-            timestamp=int(time.time() * 1000),
-        )
+        claim = MeasuredClaim(sum(last.parent_ubpb) // len(last.parent_ubpb),
+                              sum(last.candidate_ubpb) // len(last.candidate_ubpb),
+                              tuple(last.seeds), self.hardware[:64])
+        proposal, blob = build_proposal(self.key, self.store, self.arena, cand.script, message,
+                                        head.id, claim)
         self.publisher(proposal, blob)
         self.proposed.append(proposal.id)
         self.on_event("proposed", f"proposed {proposal.hex[:12]}: {cand.summary} "

@@ -50,7 +50,8 @@ class Claim:
 def build_proposal(key: SigningKey, store: Store, arena: Arena, script: bytes, message: str,
                    parent: bytes | None = None, claim: Claim | None = None,
                    now_ms: int | None = None) -> tuple[Proposal, Blob]:
-    """The signed proposal (on the head unless `parent` is given) and its script blob.
+    """The signed proposal (on the head unless `parent` is given) and its script blob: the one
+    builder behind `ratchet propose` and the research loop.
 
     Without a measured claim, the author claims no gain: the head's metric for both.
     """
@@ -72,6 +73,12 @@ def build_proposal(key: SigningKey, store: Store, arena: Arena, script: bytes, m
         timestamp=now_ms if now_ms is not None else int(time.time() * 1000),
     )
     return proposal, blob
+
+
+def publish_to_store(store: Store, proposal: Proposal, blob: Blob) -> None:
+    """Write the script, then the proposal, into the store; the node running on it gossips them."""
+    store.add(blob)
+    store.add(proposal)
 
 
 def local_node(home: Path) -> dict[str, Any] | None:
