@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from chain.objects import Arena
     from node.research.limits import Gate
     from node.research.loop import EventSink, LoopConfig
-    from node.research.netnode import NodeLink
     from node.research.search import Proposer
+    from node.supervise.netnode import NodeLink
 
 ARENA_SYNC_TIMEOUT_S = 120.0
 PROPOSERS = ("search", "random", "agent")
@@ -216,8 +216,8 @@ def _stop_on_signals(gate: Gate, emit: EventSink) -> None:
 def _attach_node(ctx: Context, emit: EventSink, listen: str | None, port: int | None,
                  bootstrap: tuple[str, ...], mdns: bool | None, sync_interval: float) -> NodeLink:
     """The node publishing this home's proposals: the running one, or a child node started here."""
-    from node.research import netnode
-    from node.research.errors import ResearchError
+    from node.supervise import netnode
+    from node.supervise.errors import SuperviseError
 
     network_config(ctx.home, listen, port, bootstrap, mdns, sync_interval)  # bad flags: a usage error here
     args = ["--port", str(port if port is not None else 0), "--sync-interval", str(sync_interval)]
@@ -226,7 +226,7 @@ def _attach_node(ctx: Context, emit: EventSink, listen: str | None, port: int | 
     args += [] if mdns is None else ["--mdns" if mdns else "--no-mdns"]
     try:
         link = netnode.attach(ctx.home, args)
-    except ResearchError as e:
+    except SuperviseError as e:
         raise click.ClickException(str(e)) from e
     how = "started" if link.owned is not None else "already running"
     emit("network", f"network node {how} (pid {link.pid}) on {' '.join(link.addrs) or 'no address'}")

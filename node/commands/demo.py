@@ -41,13 +41,13 @@ def demo(ctx: Context, root: Path | None, fresh: bool, port: int, budget: int, v
     from chain.consensus import state_for
     from chain.errors import ChainError
     from chain.store import Store
-    from node.research import demo as d
-    from node.research.errors import ResearchError
+    from node.supervise import demo as d
+    from node.supervise.errors import SuperviseError
 
     root = (root or ctx.home / "demo").resolve()
     try:
         layout = d.setup(root, budget=budget, verifiers=verifiers, quorum=quorum, fresh=fresh)
-    except (ResearchError, ChainError, OSError) as e:
+    except (SuperviseError, ChainError, OSError) as e:
         raise click.ClickException(f"cannot set up the demo in {root}: {e}") from e
     say = lambda text: click.echo(text)  # noqa: E731
     lb = layout.leaderboard
@@ -75,5 +75,5 @@ def demo(ctx: Context, root: Path | None, fresh: bool, port: int, budget: int, v
     try:
         d.supervise([relay, board], root, status=lambda: d.status_line(layout, lb, layout.contributor),
                     say=say, duration_s=duration, done=accepted, then=peers)
-    except ResearchError as e:
+    except SuperviseError as e:
         raise click.ClickException(str(e)) from e

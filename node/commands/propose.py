@@ -41,11 +41,11 @@ def propose(ctx: Context, script: Path, message: str, parent: str | None, claim_
     from chain.errors import ChainError
     from chain.metrics import to_ubpb
     from node.commands.keys import load_key
+    from node.p2p.statusfile import local_node
     from node.roles.propose import (
         Claim,
         ProposeError,
         build_proposal,
-        local_node,
         publish_to_store,
         wait_for_local_publish,
     )

@@ -10,7 +10,7 @@
   into its journal (claimgossip.ClaimBook; received claims go into that journal);
 - blobs: fetches the script of each proposal gossip delivered;
 - announce: publishes each arena's head (peers that hold less then sync);
-- status: writes `<home>/p2p/status.json` every second (`ratchet status` reads it).
+- status: writes `<home>/p2p/status.json` every second (statusfile; `ratchet status` reads it).
 
 Dialing lives in dialer.Dialer, script fetching in blobs.BlobFetcher.
 Everything received is validated (by the store) before it is stored or forwarded;
@@ -19,7 +19,6 @@ peers that send invalid data are banned and disconnected (peers.PeerBook).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -39,6 +38,7 @@ from node.p2p.dialer import Dialer, disconnect, peer_addrs
 from node.p2p.gossip import Gossip, GossipHandlers, GossipParams, topic
 from node.p2p.host import dialable, listen_addrs, load_identity, make_host
 from node.p2p.peers import Limits, PeerBook
+from node.p2p.statusfile import STATUS_INTERVAL_S, write_status
 from node.p2p.sync import SyncError, sync_with
 
 if TYPE_CHECKING:
@@ -50,8 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATUS_FILE = Path("p2p") / "status.json"
-STATUS_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -389,13 +387,6 @@ class Network:
 
     async def _status_loop(self) -> None:
         while True:
-            self._write_status()
+            write_status(self.home, self.snapshot())
             await trio.sleep(STATUS_INTERVAL_S)
-
-    def _write_status(self) -> None:
-        path = self.home / STATUS_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.snapshot(), indent=1, sort_keys=True, default=str))
-        os.replace(tmp, path)
 

@@ -9,6 +9,7 @@ Where things live:
 - localcheck.py  the paired local check against the head (verifier's harness + statistics)
 - loop.py     the loop itself: sync head, propose a candidate, check, propose, repeat
 - limits.py   resource limits: niceness, hours, pause flag and signals
-- demo.py     the local network of separate processes behind `ratchet demo`
-- netnode.py  the contributor's link to the network: the `ratchet node` on its data directory
+
+The `ratchet node` the contributor publishes through, and `ratchet demo`'s
+processes, are supervised by node/supervise/.
 """

@@ -13,25 +13,22 @@ Two ways out, chosen automatically:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import trio
+from typing import TYPE_CHECKING
 
 from chain.consensus import state_for
 from chain.keys import SigningKey
 from chain.objects import Arena, Blob, Proposal
 from chain.store import Store
-from node.p2p import reqresp
-from node.p2p.network import STATUS_FILE, Network, NetworkConfig
+from node.p2p.statusfile import local_node
 
-FRESH_STATUS_S = 5.0
+if TYPE_CHECKING:
+    from node.p2p.network import NetworkConfig
+
 log = logging.getLogger(__name__)
 
 
@@ -81,22 +78,6 @@ def publish_to_store(store: Store, proposal: Proposal, blob: Blob) -> None:
     store.add(proposal)
 
 
-def local_node(home: Path) -> dict[str, Any] | None:
-    """The status of a node running on `home` (fresh status file, live process), else None."""
-    path = home / STATUS_FILE
-    try:
-        status = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(status, dict) or time.time() * 1000 - status.get("updated_ms", 0) > FRESH_STATUS_S * 1000:
-        return None
-    try:
-        os.kill(int(status.get("pid", -1)), 0)
-    except (OSError, ValueError):
-        return None
-    return status
-
-
 def wait_for_local_publish(home: Path, before: int, timeout: float) -> bool:
     """Wait until the local node's `published` counter passes `before`."""
     deadline = time.monotonic() + timeout
@@ -114,6 +95,11 @@ async def propose_via_peers(home: Path, store: Store, config: NetworkConfig,
                             ) -> tuple[Proposal | None, Blob | None, list[str]]:
     """Run a short-lived node: sync the chain from a peer (so the head is current), build the
     proposal with `make()`, publish it, and return it with the peers that confirmed holding it."""
+    import trio  # here, not above: the research loop builds proposals without loading libp2p
+
+    from node.p2p import reqresp
+    from node.p2p.network import Network
+
     network = Network(home, store, config)
     say = progress or (lambda text: None)
     confirmed: list[str] = []

@@ -7,7 +7,7 @@ from typing import Any
 
 from chain.consensus import ACCEPTED, PENDING, state_for
 from chain.store import Store
-from node.roles.propose import local_node
+from node.p2p.statusfile import local_node
 
 
 def collect(home: Path, store: Store) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -29,10 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import journalfile
 from chain.keys import SigningKey
 from chain.store import Store
-from node.research.errors import ResearchError
-from node.research.netnode import ratchet_argv
+from node.p2p.statusfile import local_node
+from node.supervise.errors import SuperviseError
+from node.supervise.netnode import ratchet_argv
 
 STOP_GRACE_S = 8.0
 
@@ -98,7 +101,7 @@ def setup(root: Path, *, budget: int, verifiers: int, quorum: int, fresh: bool,
           overrides: dict[str, str] | None = None) -> Layout:
     """Create (or reuse) the demo's keys, arena and stores."""
     if quorum > verifiers:
-        raise ResearchError(f"quorum {quorum} exceeds the {verifiers} verifiers")
+        raise SuperviseError(f"quorum {quorum} exceeds the {verifiers} verifiers")
     if fresh and root.exists():
         _remove_demo(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -110,7 +113,7 @@ def setup(root: Path, *, budget: int, verifiers: int, quorum: int, fresh: bool,
         if info.get("verifiers") == [str(v) for v in vhomes] and info.get("quorum") == quorum:
             return Layout(root, homes["contributor"], vhomes, homes["leaderboard"],
                           root / "logs", bytes.fromhex(info["arena"]), int(info["budget"]), quorum)
-        raise ResearchError(f"{root} holds a demo with other settings; pass --fresh to replace it")
+        raise SuperviseError(f"{root} holds a demo with other settings; pass --fresh to replace it")
 
     keys = {}
     for name, home in [*homes.items(), *((p.name, p) for p in vhomes)]:
@@ -138,7 +141,7 @@ def setup(root: Path, *, budget: int, verifiers: int, quorum: int, fresh: bool,
 def _remove_demo(root: Path) -> None:
     """Delete a previous demo directory, but only one that looks like ours."""
     if not (root / "demo.json").exists() and any(root.iterdir()):
-        raise ResearchError(f"{root} exists and is not a demo directory; refusing to delete it")
+        raise SuperviseError(f"{root} exists and is not a demo directory; refusing to delete it")
     shutil.rmtree(root)
 
 
@@ -158,8 +161,6 @@ def relay_children(layout: Layout, *, port: int) -> list[Child]:
 
 def relay_address(layout: Layout, relay: Child, timeout_s: float = RELAY_START_TIMEOUT_S) -> str:
     """The relay's loopback multiaddr, read from its status file once it is up."""
-    from node.roles.propose import local_node
-
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status = local_node(layout.leaderboard)
@@ -168,9 +169,9 @@ def relay_address(layout: Layout, relay: Child, timeout_s: float = RELAY_START_T
             if addrs:
                 return str(addrs[0])
         if not relay.alive:
-            raise ResearchError(f"the relay node exited; see {relay.log}")
+            raise SuperviseError(f"the relay node exited; see {relay.log}")
         time.sleep(0.2)
-    raise ResearchError(f"the relay node did not report an address within {timeout_s:.0f}s; see {relay.log}")
+    raise SuperviseError(f"the relay node did not report an address within {timeout_s:.0f}s; see {relay.log}")
 
 
 def peer_children(layout: Layout, bootstrap: str, *, threads: int, unsafe: bool,
@@ -188,10 +189,9 @@ def peer_children(layout: Layout, bootstrap: str, *, threads: int, unsafe: bool,
 
 
 def status_line(layout: Layout, store_home: Path, journal_home: Path) -> str:
-    """One line: head, proposals by status, experiments run (read-only on the stores)."""
+    """One line: head, proposals by status, experiments run (read-only on the stores and journal)."""
     from chain.consensus import state_for
     from chain.metrics import fmt_ubpb
-    from node.research.journal import Journal
 
     with Store.open(store_home) as store:
         state = state_for(store, layout.arena_id)
@@ -203,12 +203,22 @@ def status_line(layout: Layout, store_home: Path, journal_home: Path) -> str:
     head_text = (f"head height {head.height} val_bpb {fmt_ubpb(head.metric_ubpb or 0)} "
                  f"cumulative gain {fmt_ubpb(head.cumulative_ubpb, signed=True)}"
                  if head else "head = reference script")
-    with Journal.open(journal_home) as j:
-        entries = j.entries(layout.arena_id)
-    decided = sum(1 for e in entries if e.decision)
+    experiments = _experiment_counts(journal_home, layout.arena_id)
+    decided = sum(n for decision, n in experiments if decision)
     props = " ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
     return (f"{head_text} | proposals: {props} | attestations {n_att} | "
-            f"experiments {decided} done, {len(entries) - decided} running")
+            f"experiments {decided} done, {sum(n for _, n in experiments) - decided} running")
+
+
+def _experiment_counts(home: Path, arena_id: bytes) -> list[tuple[str | None, int]]:
+    """(decision, experiments) from the contributor's journal; none before it creates the journal."""
+    conn = journalfile.open_existing(home)
+    if conn is None:
+        return []
+    try:
+        return journalfile.decision_counts(conn, arena_id) if journalfile.has_tables(conn) else []
+    finally:
+        conn.close()
 
 
 def supervise(children: list[Child], cwd: Path, *, status: Callable[[], str],
@@ -248,7 +258,7 @@ def supervise(children: list[Child], cwd: Path, *, status: Callable[[], str],
                 last = now
                 try:
                     say(status())
-                except (ResearchError, OSError) as e:
+                except (SuperviseError, sqlite3.Error, OSError) as e:
                     say(f"status unavailable: {e}")
             if done is not None and done():
                 break

@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.research.errors import ResearchError
+from node.p2p.statusfile import local_node
+from node.supervise.errors import SuperviseError
 
 START_TIMEOUT_S = 90.0  # importing libp2p and binding on a loaded machine
 STOP_TIMEOUT_S = 10.0
@@ -55,10 +56,8 @@ def ratchet_argv(home: Path, *args: str) -> list[str]:
 def attach(home: Path, network_args: list[str], *, timeout_s: float = START_TIMEOUT_S) -> NodeLink:
     """The node running on `home`, or a new child node started with `network_args`.
 
-    Raises ResearchError naming the log when the child exits or never reports.
+    Raises SuperviseError naming the log when the child exits or never reports.
     """
-    from node.roles.propose import local_node
-
     running = local_node(home)
     if running is not None:
         return NodeLink(int(running["pid"]), list(running.get("addrs", [])))
@@ -74,11 +73,11 @@ def attach(home: Path, network_args: list[str], *, timeout_s: float = START_TIME
         if status is not None and int(status.get("pid", -1)) == proc.pid:
             return NodeLink(proc.pid, list(status.get("addrs", [])), owned=proc)
         if proc.poll() is not None:
-            raise ResearchError(f"the network node exited with status {proc.returncode}: "
+            raise SuperviseError(f"the network node exited with status {proc.returncode}: "
                                 f"{_tail(log_path)} (full log: {log_path})")
         time.sleep(0.2)
     NodeLink(proc.pid, [], owned=proc).close()
-    raise ResearchError(f"the network node did not start within {timeout_s:.0f}s (log: {log_path})")
+    raise SuperviseError(f"the network node did not start within {timeout_s:.0f}s (log: {log_path})")
 
 
 def wait_for_arena(home: Path, link: NodeLink, timeout_s: float) -> bool:
