@@ -43,7 +43,7 @@ def propose(ctx: Context, script: Path, message: str, parent: str | None, claim_
     from node.commands.keys import load_key
     from node.p2p.statusfile import local_node
     from node.roles.propose import (
-        Claim,
+        MeasuredClaim,
         ProposeError,
         build_proposal,
         publish_to_store,
@@ -56,7 +56,7 @@ def propose(ctx: Context, script: Path, message: str, parent: str | None, claim_
     if (claim_parent is None) != (claim_candidate is None):
         raise click.UsageError("give both --claim-parent and --claim-candidate, or neither")
     if claim_parent is not None and claim_candidate is not None:
-        claim = Claim(to_ubpb(claim_parent), to_ubpb(claim_candidate), hardware="self-reported")
+        claim = MeasuredClaim(to_ubpb(claim_parent), to_ubpb(claim_candidate), hardware="self-reported")
     script_bytes = script.read_bytes()
 
     def make() -> tuple[Proposal, Blob]:

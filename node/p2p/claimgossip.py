@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import journalfile
-from node.p2p.claims import Claim, ClaimError
+from node.p2p.claims import ClaimError, TopicClaim
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Verdict:
 
     accept: bool
     invalid: str = ""  # set when the forwarding peer is at fault
-    claim: Claim | None = None
+    claim: TopicClaim | None = None
 
 
 class ClaimBook:
@@ -77,7 +77,7 @@ class ClaimBook:
     def receive(self, arena_id: bytes, encoded: bytes, allow_key: Callable[[bytes], bool]) -> Verdict:
         """Validate a claim that arrived on `arena_id`'s claims topic; remember and store it if good."""
         try:
-            claim = Claim.decode(encoded)
+            claim = TopicClaim.decode(encoded)
         except ClaimError as e:
             return Verdict(False, f"invalid claim: {e}")
         if claim.arena != arena_id:
@@ -104,7 +104,7 @@ class ClaimBook:
         return Verdict(True, claim=claim)
 
     # -- publishing ----------------------------------------------------------------
-    def outgoing(self) -> list[Claim]:
+    def outgoing(self) -> list[TopicClaim]:
         """Live claims written into the home's journal that this node has neither published nor
         received yet (each returned once). Nothing, without creating it, if there is no journal."""
         conn = self._scan_conn()
@@ -121,7 +121,7 @@ class ClaimBook:
         for rowid, encoded in rows:
             self._last_row = max(self._last_row, rowid)
             try:
-                claim = Claim.decode(encoded)
+                claim = TopicClaim.decode(encoded)
             except ClaimError as e:
                 log.warning("journal claim at row %d is not valid: %s", rowid, e)
                 continue
@@ -132,7 +132,7 @@ class ClaimBook:
         return out
 
     # -- internals -----------------------------------------------------------------
-    def _remember(self, claim: Claim) -> None:
+    def _remember(self, claim: TopicClaim) -> None:
         group = _group(claim)
         self._expires[claim.id] = claim.expires_at
         self._authors[claim.id] = group
@@ -151,7 +151,7 @@ class ClaimBook:
             if not ids:
                 del self._by_author[group]
 
-    def _store(self, claim: Claim) -> None:
+    def _store(self, claim: TopicClaim) -> None:
         if self._writer is None:
             path = journalfile.journal_path(self.home)
             if not path.exists():
@@ -178,5 +178,5 @@ class ClaimBook:
         return self._scan
 
 
-def _group(claim: Claim) -> tuple[bytes, bytes, bytes]:
+def _group(claim: TopicClaim) -> tuple[bytes, bytes, bytes]:
     return (claim.arena, claim.parent, claim.author)

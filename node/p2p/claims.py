@@ -1,4 +1,4 @@
-"""Claims: short signed "trying X on head H" messages that expire.
+"""Topic claims (TopicClaim): short signed "trying X on head H" messages that expire.
 
 Before an experiment the loop may sign a claim naming the head and a topic
 (e.g. `LR:+`, the knob and direction it is about to try) so other contributors
@@ -39,7 +39,9 @@ class ClaimError(Exception):
 
 
 @dataclass(frozen=True)
-class Claim:
+class TopicClaim:
+    """A signed "trying `topic` on `parent`" hint, live until `expires_at`."""
+
     arena: bytes
     parent: bytes
     topic: str
@@ -66,7 +68,7 @@ class Claim:
 
     @classmethod
     def create(cls, key: keys.SigningKey, arena: bytes, parent: bytes, topic: str, ttl_s: int,
-               now_ms: int | None = None) -> Claim:
+               now_ms: int | None = None) -> TopicClaim:
         now = now_ms if now_ms is not None else int(time.time() * 1000)
         ttl_s = max(1, min(ttl_s, MAX_TTL_S))
         unsigned = cls(arena, parent, _topic(topic), now, now + ttl_s * 1000, key.public, b"")
@@ -74,7 +76,7 @@ class Claim:
                    key.sign(TYPE, unsigned.payload()))
 
     @classmethod
-    def decode(cls, data: bytes) -> Claim:
+    def decode(cls, data: bytes) -> TopicClaim:
         """Parse and verify a claim from an untrusted peer; ClaimError on anything wrong."""
         if len(data) > MAX_ENCODED:
             raise ClaimError(f"claim of {len(data)} bytes exceeds {MAX_ENCODED}")

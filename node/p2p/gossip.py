@@ -42,7 +42,7 @@ from chain.errors import (
 from chain.objects import Attestation, ChainObject, Proposal, decode
 from node.p2p import wire
 from node.p2p.claimgossip import ClaimBook
-from node.p2p.claims import Claim
+from node.p2p.claims import TopicClaim
 from node.p2p.peers import PeerBook
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ class GossipHandlers:
                  on_object: Callable[[ChainObject, ID], None] | None = None,
                  on_missing: Callable[[bytes, ID], None] | None = None,
                  on_head: Callable[[bytes, bytes, int, ID, ID], None] | None = None,
-                 on_claim: Callable[[Claim | None, ID], None] | None = None) -> None:
+                 on_claim: Callable[[TopicClaim | None, ID], None] | None = None) -> None:
         self.on_object = on_object or (lambda obj, peer: None)
         self.on_missing = on_missing or (lambda arena, peer: None)
         self.on_head = on_head or (lambda arena, head, size, origin, peer: None)
@@ -187,7 +187,7 @@ class Gossip:
     async def publish_head(self, arena_id: bytes, head_id: bytes, size: int) -> None:
         await self.pubsub.publish(topic(arena_id, "heads"), wire.encode_gossip_head(arena_id, head_id, size))
 
-    async def publish_claim(self, claim: Claim) -> None:
+    async def publish_claim(self, claim: TopicClaim) -> None:
         await self.pubsub.publish(topic(claim.arena, "claims"), wire.encode_gossip_claim(claim.encode()))
 
     def can_reach(self, name: str) -> bool:

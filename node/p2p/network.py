@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from libp2p.peer.id import ID
 
     from chain.store import Store
-    from node.p2p.claims import Claim
+    from node.p2p.claims import TopicClaim
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class Network:
         self._heads: dict[bytes, tuple[int, bytes, int]] = {}  # arena -> (version, head, size)
         self._addrs: list[str] | None = None
         self.claims = ClaimBook(home, self.config.claims_per_author)
-        self._claims_out: list[Claim] = []  # read from the journal, waiting for a peer to hear them
+        self._claims_out: list[TopicClaim] = []  # read from the journal, waiting for a peer to hear them
 
     # -- public ------------------------------------------------------------------
     @property
@@ -235,7 +235,7 @@ class Network:
         self._note_stored(obj)
         self.counters.blobs_fetched += 1
 
-    def _on_claim(self, claim: Claim | None, peer: ID) -> None:
+    def _on_claim(self, claim: TopicClaim | None, peer: ID) -> None:
         self.counters.claims_received += 1
 
     def _on_missing(self, arena_id: bytes, peer: ID) -> None:
@@ -343,7 +343,7 @@ class Network:
         assert self._gossip is not None
         self._claims_out.extend(self.claims.outgoing())
         now_ms = int(time.time() * 1000)
-        waiting: list[Claim] = []
+        waiting: list[TopicClaim] = []
         for claim in self._claims_out:
             if not claim.live(now_ms):
                 continue

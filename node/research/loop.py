@@ -31,14 +31,13 @@ from chain.metrics import fmt_ubpb
 from chain.objects import Arena, Blob, Proposal
 from chain.store import Store
 from journalfile import DISCARDED, INVALID, PROPOSED, STALE
-from node.p2p.claims import Claim
+from node.p2p.claims import TopicClaim
 from node.research import mutate
 from node.research.journal import Entry, Journal, Stage
 from node.research.limits import Gate
 from node.research.localcheck import Aborted, LocalChecker, new_seeds
 from node.research.search import Candidate, Proposer, diffstat
-from node.roles.propose import Claim as MeasuredClaim
-from node.roles.propose import build_proposal, publish_to_store
+from node.roles.propose import MeasuredClaim, build_proposal, publish_to_store
 
 Publisher = Callable[[Proposal, Blob], None]
 EventSink = Callable[[str, str], None]
@@ -277,7 +276,7 @@ class ContributorLoop:
     def _claim(self, head: Head, cand: Candidate) -> None:
         if not self.config.claims or not cand.topic:
             return
-        c = Claim.create(self.key, self.arena.id, head.id, cand.topic, self.config.claim_ttl_s)
+        c = TopicClaim.create(self.key, self.arena.id, head.id, cand.topic, self.config.claim_ttl_s)
         # the node on this home publishes it from the journal (node/p2p/claimgossip.py)
         self.journal.add_claim(c.id, c.arena, c.parent, c.topic, c.author, c.expires_at, c.encode())
 

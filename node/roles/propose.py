@@ -37,7 +37,9 @@ class ProposeError(Exception):
 
 
 @dataclass(frozen=True)
-class Claim:
+class MeasuredClaim:
+    """What the author says it measured (the proposal's claim fields), in micro-bpb."""
+
     parent_ubpb: int
     candidate_ubpb: int
     seeds: tuple[int, ...] = ()
@@ -45,7 +47,7 @@ class Claim:
 
 
 def build_proposal(key: SigningKey, store: Store, arena: Arena, script: bytes, message: str,
-                   parent: bytes | None = None, claim: Claim | None = None,
+                   parent: bytes | None = None, claim: MeasuredClaim | None = None,
                    now_ms: int | None = None) -> tuple[Proposal, Blob]:
     """The signed proposal (on the head unless `parent` is given) and its script blob: the one
     builder behind `ratchet propose` and the research loop.
@@ -61,7 +63,7 @@ def build_proposal(key: SigningKey, store: Store, arena: Arena, script: bytes, m
         raise ProposeError(f"parent {parent.hex()[:12]} is not a proposal of arena {arena.name}")
     if claim is None:
         metric = state.head_metric_ubpb() or 0
-        claim = Claim(metric, metric)
+        claim = MeasuredClaim(metric, metric)
     blob = Blob(data=script)
     proposal = Proposal.create(
         key, arena=arena.id, parent=parent, script=blob.id, message=message,

@@ -17,7 +17,7 @@ from chain.store import Store
 from journalfile import journal_path
 from node.p2p import wire
 from node.p2p.claimgossip import CLOCK_SLACK_MS, ClaimBook
-from node.p2p.claims import Claim
+from node.p2p.claims import TopicClaim
 from node.research.journal import Journal
 
 pytestmark = pytest.mark.timeout(240)
@@ -34,7 +34,7 @@ def _home(path: Path, objs: list[Any], journal: bool) -> Path:
     return path
 
 
-def _write_claim(home: Path, claim: Claim) -> None:
+def _write_claim(home: Path, claim: TopicClaim) -> None:
     """What the contributor's loop does: sign, then add to the journal of its home."""
     with Journal.open(home) as j:
         j.add_claim(claim.id, claim.arena, claim.parent, claim.topic, claim.author, claim.expires_at,
@@ -57,8 +57,8 @@ def test_a_claim_travels_through_a_relay_that_has_no_journal(tmp_path: Path) -> 
     relay = _home(tmp_path / "relay", [arena, blobs[0]], journal=False)
     a = _home(tmp_path / "a", [arena, blobs[0]], journal=True)
     b = _home(tmp_path / "b", [arena, blobs[0]], journal=True)
-    early = Claim.create(key(10), arena.id, PARENT, "LR:+", 600)
-    late = Claim.create(key(10), arena.id, PARENT, "N_LAYER:-", 600)
+    early = TopicClaim.create(key(10), arena.id, PARENT, "LR:+", 600)
+    late = TopicClaim.create(key(10), arena.id, PARENT, "N_LAYER:-", 600)
     _write_claim(a, early)
 
     async def main() -> None:
@@ -108,11 +108,11 @@ def test_invalid_claims_are_refused_and_their_sender_banned(tmp_path: Path) -> N
     arena, blobs, _, _ = small_chain(0)
     b = _home(tmp_path / "b", [arena, blobs[0]], journal=True)
     now = int(time.time() * 1000)
-    expired = Claim.create(key(10), arena.id, PARENT, "LR:+", 60, now_ms=now - 3_600_000)
-    good = Claim.create(key(10), arena.id, PARENT, "LR:-", 600)
+    expired = TopicClaim.create(key(10), arena.id, PARENT, "LR:+", 60, now_ms=now - 3_600_000)
+    good = TopicClaim.create(key(10), arena.id, PARENT, "LR:-", 600)
     forged = bytearray(good.encode())
     forged[-1] ^= 1  # breaks the signature
-    other_arena = Claim.create(key(10), b"\x09" * 32, PARENT, "LR:+", 600)
+    other_arena = TopicClaim.create(key(10), b"\x09" * 32, PARENT, "LR:+", 600)
     cases = {
         "expired long ago": wire.encode_gossip_claim(expired.encode()),
         "signature does not verify": wire.encode_gossip_claim(bytes(forged)),
@@ -144,8 +144,8 @@ def test_each_author_has_at_most_three_live_claims_per_parent(tmp_path: Path) ->
     extras are dropped (not stored, not forwarded) and the relaying peer is not at fault."""
     arena, blobs, _, _ = small_chain(0)
     b = _home(tmp_path / "b", [arena, blobs[0]], journal=True)
-    flood = [Claim.create(key(20), arena.id, PARENT, f"K{i}:+", 600) for i in range(6)]
-    other = Claim.create(key(21), arena.id, PARENT, "LR:+", 600)
+    flood = [TopicClaim.create(key(20), arena.id, PARENT, f"K{i}:+", 600) for i in range(6)]
+    other = TopicClaim.create(key(21), arena.id, PARENT, "LR:+", 600)
 
     async def main() -> None:
         async with running_networks([b]) as (nb,):
@@ -170,7 +170,7 @@ def test_claim_book_timing_rules(tmp_path: Path) -> None:
     arena = b"\x05" * 32
 
     def claim(created: int, ttl_s: int = 60, topic: str = "LR:+") -> bytes:
-        return Claim.create(key(30), arena, PARENT, topic, ttl_s, now_ms=created).encode()
+        return TopicClaim.create(key(30), arena, PARENT, topic, ttl_s, now_ms=created).encode()
 
     assert "future" in book.receive(arena, claim(now + CLOCK_SLACK_MS + 1000), lambda k: True).invalid
     in_transit = book.receive(arena, claim(now - 61_000), lambda k: True)
@@ -181,7 +181,7 @@ def test_claim_book_timing_rules(tmp_path: Path) -> None:
     assert book.receive(arena, fresh, lambda k: True).accept  # a duplicate
     capped = book.receive(arena, claim(now, topic="LR:-"), lambda k: True)
     assert not capped.accept and not capped.invalid
-    limited = Claim.create(key(31), arena, PARENT, "LR:+", 60, now_ms=now).encode()
+    limited = TopicClaim.create(key(31), arena, PARENT, "LR:+", 60, now_ms=now).encode()
     over_rate = book.receive(arena, limited, lambda k: False)  # its key is over its gossip rate
     assert not over_rate.accept and not over_rate.invalid
     assert book.receive(arena, limited, lambda k: True).accept

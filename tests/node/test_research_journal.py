@@ -14,7 +14,7 @@ import pytest
 
 from chain.builders import key
 from journalfile import DISCARDED, PROPOSED
-from node.p2p.claims import Claim, ClaimError
+from node.p2p.claims import ClaimError, TopicClaim
 from node.research.errors import JournalError, ResearchError
 from node.research.journal import Journal, Stage
 from node.research.limits import Gate, parse_hours, within_hours
@@ -68,14 +68,14 @@ def test_journal_survives_a_killed_writer(tmp_path: Path) -> None:
 
 def test_claims_sign_verify_and_expire(tmp_path: Path) -> None:
     k = key(5)
-    c = Claim.create(k, ARENA, HEAD, "LR:+", ttl_s=60, now_ms=1_000_000)
-    back = Claim.decode(c.encode())
+    c = TopicClaim.create(k, ARENA, HEAD, "LR:+", ttl_s=60, now_ms=1_000_000)
+    back = TopicClaim.decode(c.encode())
     assert back == c and back.live(1_000_000 + 59_000) and not back.live(1_000_000 + 60_000)
     tampered = c.encode().replace(b"LR:+", b"LR:-")
     with pytest.raises(ClaimError):
-        Claim.decode(tampered)
+        TopicClaim.decode(tampered)
     with pytest.raises(ClaimError):
-        Claim.decode(b"\x93\x01\x02\x03")
+        TopicClaim.decode(b"\x93\x01\x02\x03")
     with Journal.open(tmp_path) as j:
         j.add_claim(c.id, ARENA, HEAD, c.topic, c.author, c.expires_at, c.encode())
         assert [t for t, _, _ in j.claims(ARENA, HEAD, now_ms=1_000_500)] == ["LR:+"]
