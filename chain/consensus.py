@@ -13,13 +13,16 @@ sorted data. Rules (DESIGN.md):
 - Its gain is the low median of the quorum's per-attestation mean paired gain;
   the head is the accepted commit with the greatest cumulative gain, ties to the
   lower height, then the smaller id.
+
+`Tally` is the one place votes are counted and checks judged: chain.credit and
+the leaderboard read it rather than keep rules of their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from chain.errors import NotFoundError
 from chain.objects import Arena, Attestation, Proposal
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 
 ACCEPTED, PENDING, REJECTED, ORPHANED = "accepted", "pending", "rejected", "orphaned"
 IMPROVES = "improves"
+CONFLICTING = "conflicting"  # the verdict shown for a key that signed several on one proposal
+MeasuredField = Literal["candidate_ubpb", "parent_ubpb", "floor_ubpb"]  # per-seed lists of an Attestation
 
 
 @dataclass(frozen=True)
@@ -66,9 +71,94 @@ class ChainState:
         return head.metric_ubpb if head is not None else None
 
 
-def _low_median(values: list[int]) -> int:
-    values = sorted(values)
-    return values[(len(values) - 1) // 2]
+def low_median(values: Iterable[int]) -> int:
+    """The middle value, the lower of the two middle ones for an even count (not empty)."""
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def median_mean(per_attestation: Iterable[Sequence[int]]) -> int | None:
+    """Low median of each non-empty measurement's floored mean (None if all are empty)."""
+    means = [sum(m) // len(m) for m in per_attestation if m]
+    return low_median(means) if means else None
+
+
+@dataclass(frozen=True)
+class Tally:
+    """One proposal's attestations as consensus counts them: the single place of the vote rules."""
+
+    signed: dict[bytes, dict[bytes, Attestation]]  # verifier-set key -> {id: attestation} it signed here
+    votes: dict[bytes, str]  # counted key -> verdict; a key that signed conflicting verdicts is absent
+    improving: list[Attestation]  # per improves voter, its attestation of smallest id (same verdict twice)
+
+    @property
+    def gain_ubpb(self) -> int:
+        """Low median of the improves voters' mean paired gains (0 without any)."""
+        return low_median(a.mean_gain_ubpb for a in self.improving) if self.improving else 0
+
+    @property
+    def metric_ubpb(self) -> int | None:
+        """Low median of the improves voters' mean candidate metric."""
+        return median_mean(a.candidate_ubpb for a in self.improving)
+
+    def measured(self, field: MeasuredField) -> int | None:
+        """Low median of every signed attestation's mean of that measurement (None if none has it)."""
+        return median_mean(getattr(a, field) for atts in self.signed.values() for a in atts.values())
+
+    def verdict(self, key: bytes) -> str:
+        """The key's counted verdict, or CONFLICTING."""
+        return self.votes.get(key, CONFLICTING)
+
+    def agreed(self, key: bytes, status: str) -> bool | None:
+        """Whether the key's check agreed with the decided `status`: "improves" on accepted or orphaned,
+        anything else on rejected, None while pending; conflicting verdicts are one check that disagreed."""
+        if key not in self.votes:
+            return False
+        return None if status == PENDING else (status in (ACCEPTED, ORPHANED)) == (self.votes[key] == IMPROVES)
+
+
+def tallies(arena: Arena, proposals: Container[bytes], attestations: Iterable[Attestation]) -> dict[bytes, Tally]:
+    """A Tally per proposal id in `proposals` that a verifier-set key attested on `arena` (duplicates ignored)."""
+    return {pid: _count(by_key) for pid, by_key in _signed(arena, proposals, attestations).items()}
+
+
+def tally(arena: Arena, proposal: bytes, attestations: Iterable[Attestation]) -> Tally:
+    """The Tally of one proposal (empty when nothing counts)."""
+    return _count(_signed(arena, (proposal,), attestations).get(proposal, {}))
+
+
+def _signed(arena: Arena, proposals: Container[bytes], attestations: Iterable[Attestation]
+            ) -> dict[bytes, dict[bytes, dict[bytes, Attestation]]]:
+    """proposal id -> verifier-set key -> {attestation id: attestation}."""
+    arena_id, verifiers = arena.id, frozenset(arena.verifiers)
+    out: dict[bytes, dict[bytes, dict[bytes, Attestation]]] = {}
+    for a in attestations:
+        pid, key = a.proposal, a.verifier
+        if pid not in proposals or key not in verifiers or a.arena != arena_id:
+            continue
+        by_key = out.get(pid)
+        if by_key is None:
+            out[pid] = {key: {a.id: a}}
+        elif key in by_key:
+            by_key[key][a.id] = a
+        else:
+            by_key[key] = {a.id: a}
+    return out
+
+
+def _count(by_key: dict[bytes, dict[bytes, Attestation]]) -> Tally:
+    votes: dict[bytes, str] = {}
+    improving: list[Attestation] = []
+    for key in sorted(by_key):
+        atts = by_key[key]
+        first = atts[min(atts)]  # same verdict signed twice: the smaller id speaks
+        verdict = first.verdict
+        if len(atts) > 1 and any(a.verdict != verdict for a in atts.values()):
+            continue  # conflicting verdicts from one key: it counts for nothing here
+        votes[key] = verdict
+        if verdict == IMPROVES:
+            improving.append(first)
+    return Tally(by_key, votes, improving)
 
 
 def compute_state(
@@ -83,22 +173,9 @@ def compute_state(
     children: dict[bytes, list[bytes]] = {}
     for pid, p in props.items():
         children.setdefault(p.parent, []).append(pid)
+    signed = _signed(arena, props, attestations)
 
-    verifiers = frozenset(arena.verifiers)
-    tallies: dict[bytes, dict[bytes, dict[bytes, Attestation]]] = {}
-    for a in attestations:
-        pid, key = a.proposal, a.verifier
-        if pid not in props or key not in verifiers or a.arena != arena_id:
-            continue
-        by_key = tallies.get(pid)
-        if by_key is None:
-            tallies[pid] = {key: {a.id: a}}
-        elif key in by_key:
-            by_key[key][a.id] = a
-        else:
-            by_key[key] = {a.id: a}
-
-    n, quorum = len(verifiers), arena.quorum
+    n, quorum = len(arena.verifiers), arena.quorum
     commits: dict[bytes, CommitInfo] = {}
     accepted: set[bytes] = set()
     best: tuple[int, int, bytes] | None = None  # (-cumulative, height, id): min wins
@@ -111,17 +188,17 @@ def compute_state(
             p = props[cid]
             parent = commits.get(p.parent)
             parent_ok = parent is None or parent.status == ACCEPTED  # None: the arena itself
-            votes, quorum_atts = _count(tallies.get(cid, {}))
-            improves = len(quorum_atts)
+            t = _count(signed.get(cid, {}))  # one at a time: thousands kept alive cost the GC
+            votes, improves = t.votes, len(t.improving)
             against = len(votes) - improves
             gain = cumulative = 0
             metric: int | None = None
             if improves >= quorum:
-                metric = _metric(quorum_atts)
+                metric = t.metric_ubpb
                 if parent_ok:
                     status = ACCEPTED
                     reason = f"{improves} of {n} verifiers confirmed (quorum {quorum})"
-                    gain = _low_median([a.mean_gain_ubpb for a in quorum_atts])
+                    gain = t.gain_ubpb
                     cumulative = gain + (parent.cumulative_ubpb if parent is not None else 0)
                 else:
                     status = ORPHANED
@@ -146,27 +223,6 @@ def compute_state(
         height += 1
     head = best[2] if best is not None else arena_id
     return ChainState(arena, commits, frozenset(accepted), head)
-
-
-def _count(by_key: dict[bytes, dict[bytes, Attestation]]) -> tuple[dict[bytes, str], list[Attestation]]:
-    """Counted votes (equivocators dropped) and, per improves voter, its representative attestation."""
-    votes: dict[bytes, str] = {}
-    improving: list[Attestation] = []
-    for key in sorted(by_key):
-        atts = by_key[key]
-        verdicts = {a.verdict for a in atts.values()}
-        if len(verdicts) != 1:
-            continue  # conflicting verdicts from one key: it counts for nothing here
-        verdict = verdicts.pop()
-        votes[key] = verdict
-        if verdict == IMPROVES:
-            improving.append(atts[min(atts)])  # same verdict signed twice: the smaller id speaks
-    return votes, improving
-
-
-def _metric(atts: list[Attestation]) -> int | None:
-    means = [sum(c) // len(c) for c in (a.candidate_ubpb for a in atts) if c]
-    return _low_median(means) if means else None
 
 
 def _rejection_reason(votes: dict[bytes, str], improves: int, quorum: int) -> str:

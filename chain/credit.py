@@ -2,18 +2,18 @@
 
 Authors earn one point per 0.0001 bpb (100 micro-bits) of verified gain on each
 accepted commit. Verifiers earn 10 points per check whose verdict agreed with
-the decided outcome: "improves" on an accepted or orphaned commit (the quorum
-said improves), anything else on a rejected one. Checks of pending commits are
-counted as pending and earn nothing yet. A key that signed conflicting verdicts
-on one proposal made one check there, and it disagreed.
+the decided outcome (chain.consensus.Tally.agreed: "improves" on an accepted or
+orphaned commit, anything else on a rejected one; a key that signed conflicting
+verdicts on one proposal made one check there, and it disagreed). Checks of
+pending commits are counted as pending and earn nothing yet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from chain.consensus import ACCEPTED, IMPROVES, ORPHANED, PENDING, REJECTED, ChainState
+from chain.consensus import ACCEPTED, REJECTED, ChainState, Tally, tallies
 from chain.objects import Attestation
 
 UBPB_PER_AUTHOR_POINT = 100
@@ -61,7 +61,12 @@ class Credit:
 
 def compute_credit(state: ChainState, attestations: Iterable[Attestation]) -> Credit:
     """Points of every author and verifier-set key active on the arena of `state`."""
-    return Credit(_contributors(state), _verifiers(state, attestations))
+    return credit_from(state, tallies(state.arena, state.commits, attestations))
+
+
+def credit_from(state: ChainState, counted: Mapping[bytes, Tally]) -> Credit:
+    """compute_credit from tallies of state's commits already made (chain.consensus.tallies)."""
+    return Credit(_contributors(state), _verifiers(state, counted))
 
 
 def _contributors(state: ChainState) -> list[ContributorCredit]:
@@ -81,38 +86,21 @@ def _contributors(state: ChainState) -> list[ContributorCredit]:
     return out
 
 
-def _verifiers(state: ChainState, attestations: Iterable[Attestation]) -> list[VerifierCredit]:
-    arena = state.arena
-    verifiers = frozenset(arena.verifiers)
-    # verifier -> proposal -> {attestation id: attestation}, deduplicated by id.
-    seen: dict[bytes, dict[bytes, dict[bytes, Attestation]]] = {}
-    for a in attestations:
-        if a.arena != arena.id or a.verifier not in verifiers or a.proposal not in state.commits:
-            continue
-        seen.setdefault(a.verifier, {}).setdefault(a.proposal, {})[a.id] = a
+def _verifiers(state: ChainState, counted: Mapping[bytes, Tally]) -> list[VerifierCredit]:
+    made: dict[bytes, list[tuple[bool | None, dict[bytes, Attestation]]]] = {}  # key -> (agreed, signed)
+    for pid, t in counted.items():
+        status = state.commits[pid].status
+        for key, atts in t.signed.items():
+            made.setdefault(key, []).append((t.agreed(key, status), atts))
     out = []
-    for key, by_proposal in seen.items():
-        agreed = disagreed = pending = compute_ms = last = 0
-        hardware: set[str] = set()
-        for pid, atts in by_proposal.items():
-            for a in atts.values():
-                compute_ms += a.wall_ms
-                hardware.add(a.hardware)
-                last = max(last, a.timestamp)
-            status = state.commits[pid].status
-            verdicts = {a.verdict for a in atts.values()}
-            if len(verdicts) > 1:
-                disagreed += 1
-            elif status == PENDING:
-                pending += 1
-            elif (status in (ACCEPTED, ORPHANED)) == (verdicts.pop() == IMPROVES):
-                agreed += 1
-            else:
-                disagreed += 1
+    for key, checks in made.items():
+        agreed = sum(1 for ok, _ in checks if ok)
+        signed = [a for _, atts in checks for a in atts.values()]
         out.append(VerifierCredit(
-            key=key, points=agreed * POINTS_PER_AGREED_CHECK, checks=len(by_proposal),
-            agreed=agreed, disagreed=disagreed, pending=pending, compute_ms=compute_ms,
-            hardware=tuple(sorted(hardware)), last_seen_ms=last,
+            key=key, points=agreed * POINTS_PER_AGREED_CHECK, checks=len(checks), agreed=agreed,
+            disagreed=sum(1 for ok, _ in checks if ok is False), pending=sum(1 for ok, _ in checks if ok is None),
+            compute_ms=sum(a.wall_ms for a in signed), hardware=tuple(sorted({a.hardware for a in signed})),
+            last_seen_ms=max(a.timestamp for a in signed),
         ))
     out.sort(key=lambda v: (-v.points, v.key))
     return out

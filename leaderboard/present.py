@@ -7,10 +7,11 @@ integer micro-bits next to their exact decimal text, unix milliseconds).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from chain.consensus import ACCEPTED, ORPHANED, PENDING, REJECTED
+from chain.consensus import ACCEPTED, ORPHANED, PENDING, REJECTED, tally
 from chain.metrics import fmt_ubpb
 from chain.objects import Attestation
 from leaderboard.errors import BadQueryError
@@ -156,10 +157,7 @@ def commit_detail(av: ArenaView, cid: bytes, attestations: list[Attestation], di
     p = av.commits[cid]
     parent = av.commits.get(p.parent)
     children = [av.commits[c] for c in av.children.get(cid, [])]
-    by_key: dict[bytes, list[Attestation]] = {}
-    for a in attestations:
-        by_key.setdefault(a.verifier, []).append(a)
-    checks = checks_of(av.arena, cid, p.status, attestations)
+    t = tally(av.arena, cid, attestations)
     return {
         "arena": arena_ref(av), **commit_row(av, cid), "message": p.message,
         "parent": {"id": p.parent.hex(), "short": short(p.parent), "is_arena": parent is None,
@@ -168,12 +166,12 @@ def commit_detail(av: ArenaView, cid: bytes, attestations: list[Attestation], di
         "script": p.script.hex(), "on_mainline": cid in set(av.mainline),
         "claim": {"parent_bpb": bpb(p.claim_parent_ubpb), "candidate_bpb": bpb(p.claim_candidate_ubpb),
                   "seeds": list(p.claim_seeds), "hardware": p.claim_hardware},
-        "checks": [check_dict(c, by_key[c.verifier]) for c in checks],
+        "checks": [check_dict(c, t.signed[c.verifier].values()) for c in checks_of(cid, p.status, t)],
         "diff": diff,
     }
 
 
-def check_dict(check: Check, attestations: list[Attestation]) -> dict[str, Any]:
+def check_dict(check: Check, attestations: Iterable[Attestation]) -> dict[str, Any]:
     atts = []
     for a in attestations:
         seeds = []

@@ -16,7 +16,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -28,9 +27,12 @@ from chain.consensus import (
     PENDING,
     REJECTED,
     ChainState,
+    MeasuredField,
+    Tally,
     compute_state,
+    tallies,
 )
-from chain.credit import ContributorCredit, Credit, VerifierCredit, compute_credit
+from chain.credit import ContributorCredit, Credit, VerifierCredit, credit_from
 from chain.objects import Arena, Attestation, load_trusted
 from chain.store import Store
 
@@ -140,18 +142,6 @@ class Snapshot:
         return next(iter(found.values())) if len(found) == 1 else None
 
 
-def mean(values: Iterable[int]) -> int:
-    values = list(values)
-    return sum(values) // len(values)
-
-
-def low_median(values: list[int]) -> int | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return values[(len(values) - 1) // 2]
-
-
 # -- building -----------------------------------------------------------------------
 
 _worker_store: Store | None = None
@@ -195,19 +185,14 @@ def build_snapshot(store: Store) -> Snapshot:
 def build_view(state: ChainState, atts: list[Attestation]) -> ArenaView:
     """Index one arena's state (pure: tests can build views without a store)."""
     arena = state.arena
-    credit = compute_credit(state, atts)
-    by_proposal: dict[bytes, list[Attestation]] = {}
-    for a in atts:
-        if a.proposal in state.commits:
-            by_proposal.setdefault(a.proposal, []).append(a)
+    counted = tallies(arena, state.commits, atts)
+    credit = credit_from(state, counted)
     newest = sorted(state.commits, key=lambda c: (-state.commits[c].proposal.timestamp, c))
     rank = {cid: i for i, cid in enumerate(newest)}
 
-    checks: dict[bytes, list[Check]] = {}
     by_verifier: dict[bytes, list[Check]] = {}
-    for pid, plist in by_proposal.items():
-        for check in checks_of(arena, pid, state.commits[pid].status, plist):
-            checks.setdefault(pid, []).append(check)
+    for pid, t in counted.items():
+        for check in checks_of(pid, state.commits[pid].status, t):
             by_verifier.setdefault(check.verifier, []).append(check)
     for lst in by_verifier.values():
         lst.sort(key=lambda c: rank[c.proposal])
@@ -222,12 +207,12 @@ def build_view(state: ChainState, atts: list[Attestation]) -> ArenaView:
     for cid in reversed(newest):  # oldest first, so children lists come out oldest first
         info, p = state.commits[cid], state.commits[cid].proposal
         metric = info.metric_ubpb
-        if metric is None:
-            metric = low_median([mean(a.candidate_ubpb) for a in by_proposal.get(cid, []) if a.candidate_ubpb])
+        if metric is None and cid in counted:
+            metric = counted[cid].measured("candidate_ubpb")
         commits[cid] = CommitRow(
             id=cid, height=info.height, status=info.status, reason=info.reason,
             improves_votes=sum(1 for v in info.votes.values() if v == IMPROVES),
-            votes=len(checks.get(cid, ())), gain_ubpb=info.gain_ubpb, cumulative_ubpb=info.cumulative_ubpb,
+            votes=len(counted[cid].signed) if cid in counted else 0, gain_ubpb=info.gain_ubpb, cumulative_ubpb=info.cumulative_ubpb,
             metric_ubpb=metric, author=p.author, parent=p.parent, script=p.script, message=p.message,
             timestamp=p.timestamp, claim_parent_ubpb=p.claim_parent_ubpb,
             claim_candidate_ubpb=p.claim_candidate_ubpb, claim_seeds=tuple(p.claim_seeds),
@@ -239,6 +224,7 @@ def build_view(state: ChainState, atts: list[Attestation]) -> ArenaView:
         by_author.setdefault(commits[cid].author, []).append(cid)
 
     mainline = state.lineage(state.head) if state.head != arena.id else []
+    first = [c for c, info in state.commits.items() if info.height == 1]
     return ArenaView(
         arena=arena, commits=commits, head=state.head, credit=credit,
         mainline=mainline, newest=newest, by_author=by_author, recent_checks=recent_checks,
@@ -246,30 +232,17 @@ def build_view(state: ChainState, atts: list[Attestation]) -> ArenaView:
         contributor={c.key: c for c in credit.contributors},
         verifier={v.key: v for v in credit.verifiers},
         recent=_recent(commits, atts, newest),
-        floor_ubpb=_floor(state, by_proposal, mainline),
-        reference_ubpb=_reference(state, by_proposal, mainline),
+        # The exact floor as the head's checks measured it (arenas with one record it per seed);
+        # the reference script's metric as checks of a first commit measured its parent.
+        floor_ubpb=_first_measured(counted, mainline or list(state.commits), "floor_ubpb"),
+        reference_ubpb=_first_measured(counted, mainline[-1:] + first, "parent_ubpb"),
         status_counts=counts,
     )
 
 
-def checks_of(arena: Arena, pid: bytes, status: str, atts: Iterable[Attestation]) -> list[Check]:
-    """One Check per verifier-set key that attested `pid`, by the rule chain.credit uses:
-    a key that signed conflicting verdicts disagreed; pending commits decide nothing yet."""
-    verifiers = frozenset(arena.verifiers)
-    per_key: dict[bytes, set[str]] = {}
-    for a in atts:
-        if a.verifier in verifiers and a.proposal == pid:
-            per_key.setdefault(a.verifier, set()).add(a.verdict)
-    out = []
-    for vkey in sorted(per_key):
-        verdicts = per_key[vkey]
-        if len(verdicts) > 1:
-            out.append(Check(vkey, pid, "conflicting", False))
-            continue
-        verdict = verdicts.pop()
-        agreed = None if status == PENDING else (status in (ACCEPTED, ORPHANED)) == (verdict == IMPROVES)
-        out.append(Check(vkey, pid, verdict, agreed))
-    return out
+def checks_of(pid: bytes, status: str, t: Tally) -> list[Check]:
+    """One Check per verifier-set key in `t`, the tally of `pid` (by the rule chain.credit uses)."""
+    return [Check(key, pid, t.verdict(key), t.agreed(key, status)) for key in sorted(t.signed)]
 
 
 def _recent(commits: dict[bytes, CommitRow], atts: list[Attestation], newest: list[bytes]) -> list[Event]:
@@ -280,21 +253,10 @@ def _recent(commits: dict[bytes, CommitRow], atts: list[Attestation], newest: li
     return events[:RECENT_EVENTS]
 
 
-def _floor(state: ChainState, by_proposal: dict[bytes, list[Attestation]], mainline: list[bytes]) -> int | None:
-    """The median floor the head's checks measured (arenas with an exact floor record one per seed)."""
-    for cid in mainline or list(state.commits):
-        floors = [mean(a.floor_ubpb) for a in by_proposal.get(cid, []) if a.floor_ubpb]
-        if floors:
-            return low_median(floors)
-    return None
-
-
-def _reference(state: ChainState, by_proposal: dict[bytes, list[Attestation]], mainline: list[bytes]) -> int | None:
-    """The reference script's metric: what checks of a first commit measured for its parent."""
-    firsts = [mainline[-1]] if mainline else []
-    firsts += [c for c, info in state.commits.items() if info.height == 1]
-    for cid in firsts:
-        parents = [mean(a.parent_ubpb) for a in by_proposal.get(cid, []) if a.parent_ubpb]
-        if parents:
-            return low_median(parents)
+def _first_measured(counted: dict[bytes, Tally], cids: list[bytes], field: MeasuredField) -> int | None:
+    """What the checks of the first of `cids` that measured `field` measured (their low median)."""
+    for cid in cids:
+        value = counted[cid].measured(field) if cid in counted else None
+        if value is not None:
+            return value
     return None

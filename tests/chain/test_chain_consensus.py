@@ -9,7 +9,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chain.builders import key, make_arena, make_attestation, make_proposal
-from chain.consensus import ChainState, compute_state, state_for
+from chain.consensus import (
+    CONFLICTING,
+    ChainState,
+    compute_state,
+    low_median,
+    median_mean,
+    state_for,
+    tallies,
+    tally,
+)
 from chain.credit import Credit, compute_credit
 from chain.errors import ValidationError
 from chain.objects import Arena, Attestation, ChainObject, Proposal
@@ -96,6 +105,32 @@ def test_equivocating_key_counts_for_nothing_on_that_proposal() -> None:
     # The same verdict signed twice (e.g. a re-run) is one vote, not two.
     dup = [make_attestation(V1, p, "improves", timestamp=1), make_attestation(V1, p, "improves", timestamp=2)]
     assert compute_state(arena, [p], dup).commits[p.id].status == "pending"
+
+
+def test_tally_is_the_vote_rule_that_state_and_credit_share() -> None:
+    arena = arena_of()
+    p = prop(arena, arena.id, "contested")
+    again = make_attestation(V2, p, "improves", gain_ubpb=900, timestamp=2)  # same verdict twice: one vote
+    atts = (votes(p, (V1, "improves", 300), (V1, "no_gain"), (V2, "improves", 100), (V3, "improves", 500))
+            + [again, make_attestation(key(50), p)])  # and a key outside the set
+    t = tally(arena, p.id, atts + atts[:2])  # duplicates change nothing
+    assert t == tallies(arena, {p.id}, atts)[p.id]
+    assert t.verdict(V1.public) == CONFLICTING  # signed both: it counts for nothing
+    assert t.votes == {V2.public: "improves", V3.public: "improves"} and set(t.signed) == {V1.public, V2.public, V3.public}
+    first_v2 = min(atts[2], again, key=lambda a: a.id)  # of one key's equal verdicts, the smaller id speaks
+    assert sorted(a.id for a in t.improving) == sorted([first_v2.id, atts[3].id])
+    state = compute_state(arena, [p], atts)
+    c = state.commits[p.id]
+    assert (c.status, c.votes) == ("accepted", t.votes)
+    assert c.gain_ubpb == t.gain_ubpb == min(first_v2.mean_gain_ubpb, 500)  # the low median of two
+    assert c.metric_ubpb == t.metric_ubpb == 1_500_000 - max(first_v2.mean_gain_ubpb, 500)
+    assert [t.agreed(V1.public, s) for s in ("accepted", "rejected", "pending")] == [False, False, False]
+    assert [t.agreed(V2.public, s) for s in ("accepted", "orphaned", "rejected", "pending")] == [True, True, False, None]
+    credit = {v.key: (v.agreed, v.disagreed, v.checks) for v in compute_credit(state, atts).verifiers}
+    assert credit == {V1.public: (0, 1, 1), V2.public: (1, 0, 1), V3.public: (1, 0, 1)}
+    assert tally(arena, p.id, []).votes == {} and tally(arena, p.id, []).metric_ubpb is None
+    assert (low_median([4, 1, 3, 2]), low_median([3, 1, 2]), median_mean([[1, 2], [], [10]])) == (2, 2, 1)
+    assert median_mean([[], []]) is None
 
 
 def test_keys_outside_the_verifier_set_and_foreign_objects_are_ignored() -> None:

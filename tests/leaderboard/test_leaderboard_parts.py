@@ -11,7 +11,7 @@ import aiohttp
 from lb_world import FAST, run, serving
 
 from chain.builders import key, make_arena, make_attestation, make_proposal
-from chain.consensus import compute_state
+from chain.consensus import compute_state, tally
 from chain.objects import Attestation
 from chain.seeds import derive_seeds, seed_proof
 from chain.store import Store
@@ -54,6 +54,15 @@ def test_view_agreement_conflicts_orphans_and_floor() -> None:
     assert av.commits[p2.id].metric_ubpb == 1_500_000 - 1100  # low median of the quorum's candidate means
     assert av.children[p1.id] == [p2.id] and av.commits[p2.id].votes == 2
     assert [e.kind for e in av.recent][:1] == ["proposal"]  # p2 is the newest event
+    # Checks and credit read the consensus tally; they keep no vote rule of their own.
+    for cid, row in av.commits.items():
+        t = tally(arena, cid, atts)
+        assert row.votes == len(t.signed)
+        for k in t.signed:
+            assert [(c.verdict, c.agreed) for c in av.recent_checks[k] if c.proposal == cid] == [
+                (t.verdict(k), t.agreed(k, row.status))]
+    for k, vc in av.verifier.items():
+        assert (vc.agreed, vc.disagreed) == (sum(1 for c in av.recent_checks[k] if c.agreed), len(av.disagreements[k]))
 
 
 def test_highlight_and_diff_keep_text_as_data() -> None:
