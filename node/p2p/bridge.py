@@ -6,10 +6,7 @@ trio schedules its ticks through `loop.call_soon_threadsafe`. This module is the
 only place the two meet:
 
 - `TrioGuest.start()` starts trio and waits until it is ready;
-- `await guest.call(fn, *args)` runs a trio coroutine function from asyncio and
-  returns its result (cancelling the asyncio await cancels the trio call);
 - `guest.spawn(fn, *args)` starts a long-lived trio task in trio's nursery;
-- `await trio_await_asyncio(loop, coro)` (trio side) awaits an asyncio coroutine;
 - `await guest.stop()` cancels every trio task and waits for trio to finish.
 
 A trio task that crashes ends the guest run; `guest.done` (an asyncio future)
@@ -19,13 +16,11 @@ then holds the error, so the host program can notice and exit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import outcome
 import trio
-
-T = TypeVar("T")
 
 
 class BridgeError(Exception):
@@ -36,7 +31,6 @@ class TrioGuest:
     """One trio run hosted in the current asyncio loop."""
 
     def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._nursery: trio.Nursery | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -51,7 +45,6 @@ class TrioGuest:
         if self.done is not None:
             raise BridgeError("this guest was already started")
         loop = asyncio.get_running_loop()
-        self._loop = loop
         self._ready = loop.create_future()
         self.done = loop.create_future()
         trio.lowlevel.start_guest_run(
@@ -114,43 +107,6 @@ class TrioGuest:
 
         self._schedule(start)
 
-    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run the trio coroutine function `fn(*args)` and return its result in asyncio."""
-        assert self._loop is not None
-        fut: asyncio.Future[T] = self._loop.create_future()
-        scope = trio.CancelScope()
-
-        async def runner() -> None:
-            with scope:
-                try:
-                    value = await fn(*args)
-                except trio.Cancelled:
-                    if not fut.done():
-                        fut.cancel()
-                    raise
-                except Exception as e:  # handed to the asyncio caller, who raises it
-                    if not fut.done():
-                        fut.set_exception(e)
-                    return
-                if not fut.done():
-                    fut.set_result(value)
-            if not fut.done():
-                fut.cancel()
-
-        def start() -> None:
-            if self._nursery is None:
-                fut.set_exception(BridgeError("the trio guest is not running"))
-                return
-            self._nursery.start_soon(runner)
-
-        self._schedule(start)
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            if self.running:
-                self._schedule(scope.cancel)
-            raise
-
     async def stop(self, timeout: float = 10.0) -> None:
         """Cancel every trio task and wait (at most `timeout` s) for the trio run to end."""
         if self.done is None or self.done.done():
@@ -166,16 +122,3 @@ class TrioGuest:
             return
         await asyncio.wait_for(asyncio.shield(self.done), timeout)
 
-
-async def trio_await_asyncio(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
-    """From trio (running as asyncio's guest): await an asyncio coroutine and return its result."""
-    task = loop.create_task(coro)
-    token = trio.lowlevel.current_trio_token()
-    event = trio.Event()
-    task.add_done_callback(lambda _: token.run_sync_soon(event.set))
-    try:
-        await event.wait()
-    except trio.Cancelled:
-        task.cancel()
-        raise
-    return task.result()

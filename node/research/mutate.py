@@ -272,7 +272,3 @@ def combine(a: Mutation, b: Mutation) -> Mutation | None:
     out = Mutation(tuple(merged.values()))
     return out if len(out.changes) > max(len(a.changes), len(b.changes)) else None
 
-
-def distance(a: float, b: float) -> float:
-    """How far apart two positive values are on a log scale (for describing steps)."""
-    return abs(math.log(a / b)) if a > 0 and b > 0 else abs(a - b)

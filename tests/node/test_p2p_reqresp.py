@@ -130,19 +130,26 @@ def test_bad_requests_are_reported_and_the_server_keeps_serving(filled_store: St
 
 
 def test_hosts_run_inside_asyncio_through_the_bridge(filled_store: Store) -> None:
+    """As `ratchet node` runs them (node.roles.runner): spawned into a trio guest of asyncio."""
     arena = filled_store.arenas()[0]
-
-    async def trio_side() -> list[bytes]:
-        async with running_hosts(2) as (a, b):
-            reqresp.Responder(filled_store).attach(a)
-            await connect(b, a)
-            return await reqresp.get_arenas(b, a.get_id())
 
     async def main() -> list[bytes]:
         guest = TrioGuest()
         await guest.start()
+        got: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
+
+        async def trio_side() -> None:  # trio runs on asyncio's thread: it may resolve the future
+            async with running_hosts(2) as (a, b):
+                reqresp.Responder(filled_store).attach(a)
+                await connect(b, a)
+                got.set_result(await reqresp.get_arenas(b, a.get_id()))
+
+        guest.spawn(trio_side)
         try:
-            return await asyncio.wait_for(guest.call(trio_side), 20)
+            assert guest.done is not None
+            await asyncio.wait([got, guest.done], timeout=20, return_when=asyncio.FIRST_COMPLETED)
+            assert got.done(), guest.done  # if not: the trio side crashed (guest.done says why) or hung
+            return got.result()
         finally:
             await guest.stop()
 
