@@ -1,7 +1,8 @@
 """The public leaderboard: a read-only aiohttp app over a node's store.
 
 Where things live:
-- app.py       create_app(home, settings) and the shared Leaderboard state
+- state.py     Settings, the shared Leaderboard state and its app key (imports none of the below)
+- app.py       create_app(home, settings): middlewares, routes, stores opened and closed
 - views.py     routes; every page has a JSON twin under /api/
 - present.py   snapshot -> plain dicts (the one shape behind pages and API)
 - journal.py   the local contributor journal, read-only (its own SQLite connection per request)

@@ -1,10 +1,11 @@
-"""The aiohttp application: `create_app(home)` and the state every view shares.
+"""The aiohttp application: `create_app(home)`, its middlewares and its lifecycle.
 
 The leaderboard reads a store that other processes write (SQLite WAL). It
 opens its own connections: one used only on the event loop for the cheap
 `data_version()` probe, one for page I/O (script blobs, a commit's
 attestations) in a small thread pool, and one in the snapshot builder (a
-spawned process by default), so a long rebuild never blocks a request.
+spawned process by default), so a long rebuild never blocks a request. The
+state every view shares (Settings, Leaderboard, LEADERBOARD) lives in state.py.
 """
 
 from __future__ import annotations
@@ -13,72 +14,23 @@ import asyncio
 import multiprocessing
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from aiohttp import web
 
 from chain.store import Store
-from leaderboard import security
+from leaderboard import security, views
 from leaderboard.cache import ResponseCache, SnapshotCache
 from leaderboard.live import Broadcaster, watch
 from leaderboard.render import STATIC, environment
-from leaderboard.snapshot import Snapshot, build_in_worker, build_snapshot, open_worker
-
-
-@dataclass
-class Settings:
-    """What `ratchet serve` can tune; tests shorten the intervals."""
-
-    poll_s: float = 0.5  # how often the store's version is probed for live updates
-    wait_s: float = 0.25  # how long a request waits for a rebuild before answering from the last snapshot
-    rate: float = 20.0  # requests per second per client (token bucket refill)
-    burst: int = 200  # bucket size
-    max_streams: int = 256  # concurrent live-update streams
-    max_streams_per_client: int = 8
-    heartbeat_s: float = 15.0
-    cache_entries: int = 1024
-    # "process": snapshots are built in a spawned process, so consensus over a large chain never
-    # holds this process's interpreter lock; "thread": in a thread here (tests, small stores).
-    builder: str = "process"
-    trust_forwarded: bool = False  # behind one reverse proxy: rate-limit by its X-Forwarded-For
-
-
-@dataclass
-class Leaderboard:
-    """The shared state of one running leaderboard (typed app key LEADERBOARD)."""
-
-    home: Path
-    settings: Settings
-    env: jinja2.Environment
-    probe: Store
-    io_store: Store
-    io_pool: ThreadPoolExecutor
-    snapshots: SnapshotCache
-    responses: ResponseCache
-    limiter: security.RateLimiter
-    live: Broadcaster = field(default_factory=Broadcaster)
-    diffs: dict[tuple[bytes, bytes], dict[str, Any]] = field(default_factory=dict)
-    inflight: dict[tuple[str, int], asyncio.Future[Any]] = field(default_factory=dict)  # renders under way
-    renders: int = 0
-
-    async def snapshot(self) -> Snapshot:
-        return await self.snapshots.get(self.probe.data_version())
-
-    async def io(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.io_pool, fn, *args)
-
-
-LEADERBOARD = web.AppKey("leaderboard", Leaderboard)
+from leaderboard.snapshot import build_in_worker, build_snapshot, open_worker
+from leaderboard.state import LEADERBOARD, Leaderboard, Settings
 
 
 def create_app(home: Path | str, settings: Settings | None = None) -> web.Application:
     """The leaderboard over the store in `home` (opened when the app starts, closed when it stops)."""
-    from leaderboard import views
-
     home = Path(home)
     settings = settings or Settings()
     app = web.Application(middlewares=[security.limits_middleware, views.error_middleware],
@@ -110,7 +62,7 @@ def _lifecycle(home: Path, settings: Settings) -> Any:
             lb = Leaderboard(
                 home=home, settings=settings, env=environment(), probe=probe, io_store=io_store,
                 io_pool=io_pool, snapshots=snapshots, responses=ResponseCache(settings.cache_entries),
-                limiter=security.RateLimiter(settings.rate, settings.burst),
+                limiter=security.RateLimiter(settings.rate, settings.burst), live=Broadcaster(),
             )
             app[LEADERBOARD] = lb
             for name in lb.env.list_templates(extensions=["html"]):

@@ -18,9 +18,9 @@ from aiohttp import web
 
 from chain.errors import StoreError
 from leaderboard.security import client_address
+from leaderboard.state import LEADERBOARD, Leaderboard
 
 if TYPE_CHECKING:
-    from leaderboard.app import Leaderboard
     from leaderboard.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,6 @@ async def watch(lb: Leaderboard) -> None:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """GET /api/events: `event: version` with the summary each time the store changes."""
-    from leaderboard.app import LEADERBOARD
-
     lb = request.app[LEADERBOARD]
     client = client_address(request, lb.settings.trust_forwarded)
     if lb.live.streams >= lb.settings.max_streams:

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from leaderboard.state import LEADERBOARD
+
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -70,8 +72,6 @@ def client_address(request: web.Request, trust_forwarded: bool) -> str:
 
 @web.middleware
 async def limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    from leaderboard.app import LEADERBOARD
-
     if len(request.raw_path) > MAX_PATH_CHARS + MAX_QUERY_CHARS or len(request.query_string) > MAX_QUERY_CHARS:
         raise web.HTTPRequestURITooLong(text="request URI too long")
     if request.method not in ("GET", "HEAD"):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from leaderboard.app import Settings, create_app
+from leaderboard.app import create_app
+from leaderboard.state import Settings
 
 
 @dataclass

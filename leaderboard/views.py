@@ -19,7 +19,6 @@ from aiohttp import web
 
 from chain.errors import ChainError, NotFoundError, StoreError
 from leaderboard import journal, present
-from leaderboard.app import LEADERBOARD, Leaderboard
 from leaderboard.cache import Rendered
 from leaderboard.chart import chart_data, svg
 from leaderboard.diff import script_diff
@@ -27,6 +26,7 @@ from leaderboard.errors import BadQueryError, JournalUnreadableError, NotHeldErr
 from leaderboard.live import events
 from leaderboard.openapi import openapi
 from leaderboard.snapshot import ArenaView, Snapshot
+from leaderboard.state import LEADERBOARD, Leaderboard
 
 log = logging.getLogger(__name__)
 View = Callable[[web.Request, Snapshot], Awaitable[dict[str, Any]]]

@@ -15,7 +15,8 @@ from chain.builders import REFERENCE_SCRIPT, key, make_arena, make_attestation, 
 from chain.keys import SigningKey
 from chain.objects import Arena, Proposal
 from chain.store import Store
-from leaderboard.app import Settings, create_app
+from leaderboard.app import create_app
+from leaderboard.state import Settings
 
 T = TypeVar("T")
 EVIL = '<script>alert("x")</script> & <b>bold</b>'

@@ -17,8 +17,8 @@ from lb_world import EVIL, FAST, World, poll, run, serving
 
 from chain.builders import make_attestation
 from chain.store import Store
-from leaderboard.app import Settings
 from leaderboard.security import CSP
+from leaderboard.state import Settings
 
 
 async def get(s: aiohttp.ClientSession, url: str, **kw: object) -> tuple[int, str, aiohttp.typedefs.LooseHeaders]:

@@ -16,3 +16,10 @@ def test_leaderboard_imports_only_chain_and_web_libraries() -> None:
     top = set(json.loads(out.stdout))
     assert {"leaderboard", "chain", "aiohttp", "jinja2"} <= top
     assert not top & {"torch", "libp2p", "trio", "numpy", "node", "verify", "model"}
+
+
+def test_shared_state_imports_no_other_leaderboard_module() -> None:
+    """state <- live, security, views <- app: the shared state sits at the bottom, so no import circle."""
+    code = "import sys, json; import leaderboard.state; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert [m for m in json.loads(out.stdout) if m.startswith("leaderboard")] == ["leaderboard", "leaderboard.state"]
