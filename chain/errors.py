@@ -120,12 +120,6 @@ class WrongArenaError(ValidationError):
         self.expected, self.found = expected, found
 
 
-class ScriptTooLargeError(ValidationError):
-    def __init__(self, limit: int, found: int) -> None:
-        super().__init__(f"script of {found} bytes exceeds the arena's limit of {limit}")
-        self.limit, self.found = limit, found
-
-
 class StoreError(ChainError):
     """The store could not do what was asked (missing object, corrupt file, bad directory)."""
 

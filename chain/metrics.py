@@ -14,10 +14,6 @@ def to_ubpb(bpb: float) -> int:
     return int(round(bpb * UBPB_PER_BPB))
 
 
-def from_ubpb(ubpb: int) -> float:
-    return ubpb / UBPB_PER_BPB
-
-
 def fmt_ubpb(ubpb: int, signed: bool = False) -> str:
     """Exact decimal text of a micro-bit value: 723456 -> '0.723456'."""
     sign = "-" if ubpb < 0 else ("+" if signed and ubpb > 0 else "")

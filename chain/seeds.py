@@ -2,7 +2,7 @@
 
 Ed25519 signatures are deterministic, so a verifier always gets the same seeds
 for a proposal; nobody without its key can predict them; anyone can check them
-from the proof revealed in the attestation.
+from the proof revealed in the attestation (Attestation.signature_claims, check_derived).
 """
 
 from __future__ import annotations
@@ -16,10 +16,6 @@ SEED_DOMAIN = "seed"
 
 def seed_proof(key: keys.SigningKey, proposal_id: bytes) -> bytes:
     return key.sign(SEED_DOMAIN, proposal_id)
-
-
-def verify_seed_proof(verifier: bytes, proposal_id: bytes, proof: bytes) -> bool:
-    return keys.verify(verifier, proof, SEED_DOMAIN, proposal_id)
 
 
 def derive_seeds(proof: bytes, count: int) -> list[int]:
