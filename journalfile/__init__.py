@@ -1,21 +1,17 @@
-"""The contributor's journal file: where it lives, its tables, and the queries that read it.
+"""The contributor's journal file, HOME/research/journal.sqlite3: its path, tables and queries.
 
-One SQLite file per data directory, HOME/research/journal.sqlite3. The research
-loop writes experiments, results and the claims it signs
-(node/research/journal.py); the node on the same home adds the claims it
-receives and publishes the ones signed there (node/p2p/claimgossip.py); the
-leaderboard reads it read-only (leaderboard/journal.py). This package imports
-the standard library only, so none of them has to import another to agree on
-the file: the leaderboard depends on chain and this, the p2p layer not on research.
-
-Functions take an open connection and raise sqlite3.Error; each caller turns
-that into its own error. Values come back as SQLite stores them: the research
-loop trusts its own file, the leaderboard coerces every field before it shows one.
+Written by the research loop (node/research/journal.py) and by the claim gossip
+of the node on the same home (node/p2p/claimgossip.py), read by both and by the
+leaderboard (leaderboard/journal.py). Standard library only, so none of them
+imports another to agree on the file. Functions raise sqlite3.Error, which each
+caller turns into its own error; values come back as SQLite stores them (the
+leaderboard coerces every field, the research loop trusts its own file).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,17 +60,67 @@ _SELECT_ENTRIES = ("SELECT " + ", ".join([f"e.{c}" for c in _EXPERIMENT] + [f"r.
                    + " FROM experiments e LEFT JOIN results r ON r.experiment = e.seq")
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One paired measurement: `screen` on the head's cached seeds, `confirm` on fresh ones."""
+
+    name: str
+    seeds: list[int]
+    parent_ubpb: list[int]
+    candidate_ubpb: list[int]
+    floor_ubpb: list[int] = field(default_factory=list)
+    verdict: str = ""  # improves | no_gain | invalid:<reason> | aborted:<why>
+    mean_gain_ubpb: int = 0
+    stderr_ubpb: int = 0
+    detail: str = ""
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Stage:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One experiment with its result, if any (the leaderboard builds it from coerced values)."""
+
+    seq: int
+    uid: str
+    arena: bytes
+    parent: bytes
+    proposer: str
+    summary: str
+    changes: list[Any]  # the knob changes as the research loop wrote them: dicts, [] if free-form
+    diffstat: str
+    started_at: int
+    decision: str | None = None  # None: running or interrupted
+    reason: str = ""
+    stages: list[Stage] = field(default_factory=list)
+    proposal: bytes | None = None
+    wall_ms: int = 0
+    finished_at: int | None = None
+
+    @property
+    def mean_gain_ubpb(self) -> int | None:
+        """The gain of the last stage measured (the most trustworthy one), if any."""
+        measured = [s for s in self.stages if s.candidate_ubpb]
+        return measured[-1].mean_gain_ubpb if measured else None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["arena"], d["parent"] = self.arena.hex(), self.parent.hex()
+        d["proposal"] = self.proposal.hex() if self.proposal else None
+        d["mean_gain_ubpb"] = self.mean_gain_ubpb
+        return d
+
+
 def journal_path(home: Path) -> Path:
     """Where the journal of the contributor on `home` lives (whether or not it exists yet)."""
     return Path(home) / "research" / FILE_NAME
 
 
 def create(home: Path) -> sqlite3.Connection:
-    """A writer's connection, creating the file and its tables if needed (raises OSError too).
-
-    WAL, so readers read beside the writer; synchronous=FULL, so each committed
-    record survives a crash or a power cut.
-    """
+    """A writer's connection, creating the file and tables if needed (OSError too); WAL, so
+    readers read beside the writer, and synchronous=FULL, so a commit survives a power cut."""
     path = journal_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
@@ -86,10 +132,7 @@ def create(home: Path) -> sqlite3.Connection:
 
 def open_existing(home: Path, *, writable: bool = False) -> sqlite3.Connection | None:
     """A connection that never creates the file (`mode=ro`, or `rw`); None when there is none.
-
-    Read-only still lets SQLite add the empty `-wal`/`-shm` companions beside a
-    journal no writer has open; the journal itself stays byte-for-byte the same.
-    """
+    Read-only may add empty `-wal`/`-shm` files beside it; the journal stays byte-for-byte the same."""
     path = journal_path(home)
     if not path.is_file():
         return None

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import journalfile
-from journalfile import DECISIONS, FILE_NAME, journal_path
+from journalfile import DECISIONS, FILE_NAME, Stage, journal_path
 from journalfile import PROPOSED as PROPOSED  # what present.py counts as proposed
+from journalfile import Entry as EntryRow  # the name present.py knows it by
 from leaderboard.errors import JournalUnreadableError
 
 RUNNING = "running"  # no result row yet: running, or interrupted and not yet retired
@@ -51,43 +52,6 @@ def token(home: Path) -> str | None:
             continue
         parts.append(f"{st.st_ino:x}.{st.st_size:x}.{st.st_mtime_ns:x}")
     return "/".join(parts)
-
-
-@dataclass(frozen=True)
-class StageRow:
-    name: str
-    seeds: list[int]
-    parent_ubpb: list[int]
-    candidate_ubpb: list[int]
-    verdict: str
-    mean_gain_ubpb: int
-    stderr_ubpb: int
-
-
-@dataclass(frozen=True)
-class EntryRow:
-    """One experiment as the journal records it (finished or not)."""
-
-    seq: int
-    uid: str
-    parent: bytes
-    proposer: str
-    summary: str
-    changes: list[Any]
-    diffstat: str
-    started_at: int
-    decision: str | None
-    reason: str
-    stages: list[StageRow]
-    proposal: bytes | None
-    wall_ms: int
-    finished_at: int | None
-
-    @property
-    def mean_gain_ubpb(self) -> int | None:
-        """The gain of the last stage that measured the candidate (as `ratchet journal` shows it)."""
-        measured = [s for s in self.stages if s.candidate_ubpb]
-        return measured[-1].mean_gain_ubpb if measured else None
 
 
 @dataclass(frozen=True)
@@ -133,7 +97,7 @@ def _counts(rows: list[Any]) -> dict[str, int]:
 
 def _entry(r: dict[str, Any]) -> EntryRow:
     return EntryRow(
-        seq=_int(r["seq"]), uid=_text(r["uid"], _LIMITS["uid"]), parent=_bytes(r["parent"]),
+        seq=_int(r["seq"]), uid=_text(r["uid"], _LIMITS["uid"]), arena=_bytes(r["arena"]), parent=_bytes(r["parent"]),
         proposer=_text(r["proposer"], _LIMITS["proposer"]), summary=_text(r["summary"], _LIMITS["summary"]),
         changes=_changes(r["changes"]), diffstat=_text(r["diffstat"], _LIMITS["diffstat"]),
         started_at=_int(r["started_at"]), decision=None if r["decision"] is None else _text(r["decision"], 16),
@@ -176,12 +140,12 @@ def _ints(v: Any) -> list[int]:
     return [_int(x) for x in v[:MAX_SEEDS]] if isinstance(v, list) else []
 
 
-def _stages(v: Any) -> list[StageRow]:
+def _stages(v: Any) -> list[Stage]:
     parsed = _json(v, 1_000_000)
     if not isinstance(parsed, list):
         return []
-    return [StageRow(name=_text(d.get("name"), 32), seeds=_ints(d.get("seeds")),
-                     parent_ubpb=_ints(d.get("parent_ubpb")), candidate_ubpb=_ints(d.get("candidate_ubpb")),
-                     verdict=_text(d.get("verdict"), 200), mean_gain_ubpb=_int(d.get("mean_gain_ubpb")),
-                     stderr_ubpb=_int(d.get("stderr_ubpb")))
+    return [Stage(name=_text(d.get("name"), 32), seeds=_ints(d.get("seeds")),
+                  parent_ubpb=_ints(d.get("parent_ubpb")), candidate_ubpb=_ints(d.get("candidate_ubpb")),
+                  verdict=_text(d.get("verdict"), 200), mean_gain_ubpb=_int(d.get("mean_gain_ubpb")),
+                  stderr_ubpb=_int(d.get("stderr_ubpb")))
             for d in parsed[-MAX_STAGES:] if isinstance(d, dict)]  # the last ones: they decide

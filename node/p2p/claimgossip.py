@@ -107,7 +107,12 @@ class ClaimBook:
     def outgoing(self) -> list[TopicClaim]:
         """Live claims written into the home's journal that this node has neither published nor
         received yet (each returned once). Nothing, without creating it, if there is no journal."""
-        conn = self._scan_conn()
+        if self._scan is None:  # opened once the contributor has created the journal
+            try:
+                self._scan = journalfile.open_existing(self.home, writable=True)
+            except sqlite3.Error as e:
+                log.warning("cannot open %s: %s", journalfile.journal_path(self.home), e)
+        conn = self._scan
         if conn is None:
             return []
         try:
@@ -167,15 +172,6 @@ class ClaimBook:
             self.stored += 1
         except sqlite3.Error as e:
             log.warning("claim %s not stored: journal write failed: %s", claim.id.hex()[:12], e)
-
-    def _scan_conn(self) -> sqlite3.Connection | None:
-        """A read-write connection that never creates the file (`mode=rw`), opened once it exists."""
-        if self._scan is None:
-            try:
-                self._scan = journalfile.open_existing(self.home, writable=True)
-            except sqlite3.Error as e:
-                log.warning("cannot open %s: %s", journalfile.journal_path(self.home), e)
-        return self._scan
 
 
 def _group(claim: TopicClaim) -> tuple[bytes, bytes, bytes]:

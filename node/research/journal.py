@@ -12,8 +12,9 @@ when it ends; neither is ever updated or deleted. An experiment without a
 result is running, or was interrupted (the loop resumes or retires it after a
 restart by writing its result then).
 
-The file itself (path, tables, queries) belongs to journalfile, which the claim
-gossip and the leaderboard read too; this module is the loop's typed view of it.
+The file itself (path, tables, queries, the Entry and Stage rows) belongs to
+journalfile, which the claim gossip and the leaderboard read too; Journal here
+is the research loop's handle on it, raising JournalError.
 """
 
 from __future__ import annotations
@@ -24,64 +25,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import journalfile
+from journalfile import Entry, Stage
 from node.research.errors import JournalError
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One paired measurement: `screen` on the head's cached seeds, `confirm` on fresh ones."""
-
-    name: str
-    seeds: list[int]
-    parent_ubpb: list[int]
-    candidate_ubpb: list[int]
-    floor_ubpb: list[int] = field(default_factory=list)
-    verdict: str = ""  # improves | no_gain | invalid:<reason> | aborted:<why>
-    mean_gain_ubpb: int = 0
-    stderr_ubpb: int = 0
-    detail: str = ""
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Stage:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-
-@dataclass(frozen=True)
-class Entry:
-    seq: int
-    uid: str
-    arena: bytes
-    parent: bytes
-    proposer: str
-    summary: str
-    changes: list[dict[str, Any]]
-    diffstat: str
-    started_at: int
-    decision: str | None = None  # None: running or interrupted
-    reason: str = ""
-    stages: list[Stage] = field(default_factory=list)
-    proposal: bytes | None = None
-    wall_ms: int = 0
-    finished_at: int | None = None
-
-    @property
-    def mean_gain_ubpb(self) -> int | None:
-        """The gain of the last stage measured (the most trustworthy one), if any."""
-        measured = [s for s in self.stages if s.candidate_ubpb]
-        return measured[-1].mean_gain_ubpb if measured else None
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["arena"], d["parent"] = self.arena.hex(), self.parent.hex()
-        d["proposal"] = self.proposal.hex() if self.proposal else None
-        d["mean_gain_ubpb"] = self.mean_gain_ubpb
-        return d
 
 
 class Journal:

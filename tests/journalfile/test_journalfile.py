@@ -25,24 +25,21 @@ def _result(conn: sqlite3.Connection, seq: int, decision: str) -> None:
 
 
 def test_reading_never_creates_the_journal_and_never_writes_it(tmp_path: Path) -> None:
-    assert journalfile.journal_path(tmp_path) == tmp_path / "research" / journalfile.FILE_NAME
-    assert journalfile.open_existing(tmp_path) is None and not (tmp_path / "research").exists()
+    path = journalfile.journal_path(tmp_path)
+    assert path == tmp_path / "research" / journalfile.FILE_NAME
+    assert journalfile.open_existing(tmp_path) is None and not path.parent.exists()
+    path.parent.mkdir()
+    sqlite3.connect(path).close()  # a file its first writer is still creating
+    conn = journalfile.open_existing(tmp_path)
+    assert conn is not None and not journalfile.has_tables(conn)
+    conn.close()
     journalfile.create(tmp_path).close()
     conn = journalfile.open_existing(tmp_path)
     assert conn is not None and journalfile.has_tables(conn)
     with pytest.raises(sqlite3.OperationalError):
         _experiment(conn, A, HEAD, "refused")
-    conn.close()
     writable = journalfile.open_existing(tmp_path, writable=True)
     assert writable is not None and _experiment(writable, A, HEAD, "taken") == 1
-    writable.close()
-
-
-def test_a_file_without_the_tables_is_one_being_created(tmp_path: Path) -> None:
-    journalfile.journal_path(tmp_path).parent.mkdir()
-    sqlite3.connect(journalfile.journal_path(tmp_path)).close()
-    conn = journalfile.open_existing(tmp_path)
-    assert conn is not None and not journalfile.has_tables(conn)
 
 
 def test_entries_newest_first_filtered_and_paged(tmp_path: Path) -> None:
