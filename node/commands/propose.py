@@ -41,14 +41,8 @@ def propose(ctx: Context, script: Path, message: str, parent: str | None, claim_
     from chain.errors import ChainError
     from chain.metrics import to_ubpb
     from node.commands.keys import load_key
-    from node.p2p.statusfile import local_node
-    from node.roles.propose import (
-        MeasuredClaim,
-        ProposeError,
-        build_proposal,
-        publish_to_store,
-        wait_for_local_publish,
-    )
+    from node.p2p.statusfile import local_node, wait_for
+    from node.roles.propose import MeasuredClaim, ProposeError, build_proposal, publish_to_store
 
     key = load_key(ctx)
     store = ctx.store()
@@ -75,7 +69,7 @@ def propose(ctx: Context, script: Path, message: str, parent: str | None, claim_
         publish_to_store(store, proposal, blob)
         if not ctx.as_json:
             click.echo(f"proposal {short(proposal.id)} stored; the local node (pid {node['pid']}) publishes it")
-        if wait_for_local_publish(ctx.home, before, wait_s):
+        if wait_for(ctx.home, lambda s: s.get("counters", {}).get("published", 0) > before, wait_s):
             result["confirmed_by"] = ["local-node"]
     else:
         import trio

@@ -1,11 +1,8 @@
 """The running node's status file, `<home>/p2p/status.json`: its one writer and its one reader.
 
-`ratchet node` (network.Network) rewrites it every STATUS_INTERVAL_S, atomically
-(a temporary file, then a rename), so a reader never sees half a file. Whatever
-runs beside it on the same data directory reads it to learn whether a node runs
-there and what it is doing: `ratchet status`, `ratchet propose` (publish through
-it), the contributor's link to its node and the demo supervisor. Standard
-library only, so reading it costs no libp2p import.
+`ratchet node` (network.Network) replaces it atomically every STATUS_INTERVAL_S;
+`ratchet status`, `ratchet propose`, the contributor's node link and the demo
+supervisor read it to learn whether a node runs on a home (no libp2p import).
 """
 
 from __future__ import annotations
@@ -13,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 STATUS_FILE = Path("p2p") / "status.json"
 STATUS_INTERVAL_S = 1.0
 FRESH_STATUS_S = 5.0  # an older status file was left by a node that is gone (or hung)
+POLL_S = 0.2
 
 
 def write_status(home: Path, status: dict[str, Any]) -> None:
@@ -44,3 +43,17 @@ def local_node(home: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return status
+
+
+def wait_for(home: Path, ok: Callable[[dict[str, Any]], bool], timeout_s: float,
+             gone: Callable[[], bool] = lambda: False) -> dict[str, Any] | None:
+    """The local node's status once `ok(status)`; None after `timeout_s`, or as soon as `gone()`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = local_node(home)
+        if status is not None and ok(status):
+            return status
+        if gone():
+            return None
+        time.sleep(POLL_S)
+    return None

@@ -24,7 +24,6 @@ from chain.consensus import state_for
 from chain.keys import SigningKey
 from chain.objects import Arena, Blob, Proposal
 from chain.store import Store
-from node.p2p.statusfile import local_node
 
 if TYPE_CHECKING:
     from node.p2p.network import NetworkConfig
@@ -78,17 +77,6 @@ def publish_to_store(store: Store, proposal: Proposal, blob: Blob) -> None:
     """Write the script, then the proposal, into the store; the node running on it gossips them."""
     store.add(blob)
     store.add(proposal)
-
-
-def wait_for_local_publish(home: Path, before: int, timeout: float) -> bool:
-    """Wait until the local node's `published` counter passes `before`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = local_node(home)
-        if status is not None and status.get("counters", {}).get("published", 0) > before:
-            return True
-        time.sleep(0.2)
-    return False
 
 
 async def propose_via_peers(home: Path, store: Store, config: NetworkConfig,

@@ -26,6 +26,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -33,7 +34,7 @@ from typing import IO, Any
 import journalfile
 from chain.keys import SigningKey
 from chain.store import Store
-from node.p2p.statusfile import local_node
+from node.p2p.statusfile import wait_for
 from node.supervise.errors import SuperviseError
 from node.supervise.netnode import ratchet_argv
 
@@ -161,17 +162,16 @@ def relay_children(layout: Layout, *, port: int) -> list[Child]:
 
 def relay_address(layout: Layout, relay: Child, timeout_s: float = RELAY_START_TIMEOUT_S) -> str:
     """The relay's loopback multiaddr, read from its status file once it is up."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = local_node(layout.leaderboard)
-        if status is not None:
-            addrs = [a for a in status.get("addrs", []) if "/127.0.0.1/" in a]
-            if addrs:
-                return str(addrs[0])
-        if not relay.alive:
-            raise SuperviseError(f"the relay node exited; see {relay.log}")
-        time.sleep(0.2)
+    status = wait_for(layout.leaderboard, lambda s: bool(_loopback(s)), timeout_s, gone=lambda: not relay.alive)
+    if status is not None:
+        return _loopback(status)[0]
+    if not relay.alive:
+        raise SuperviseError(f"the relay node exited; see {relay.log}")
     raise SuperviseError(f"the relay node did not report an address within {timeout_s:.0f}s; see {relay.log}")
+
+
+def _loopback(status: dict[str, Any]) -> list[str]:
+    return [str(a) for a in status.get("addrs", []) if "/127.0.0.1/" in a]
 
 
 def peer_children(layout: Layout, bootstrap: str, *, threads: int, unsafe: bool,
@@ -215,10 +215,8 @@ def _experiment_counts(home: Path, arena_id: bytes) -> list[tuple[str | None, in
     conn = journalfile.open_existing(home)
     if conn is None:
         return []
-    try:
+    with closing(conn):
         return journalfile.decision_counts(conn, arena_id) if journalfile.has_tables(conn) else []
-    finally:
-        conn.close()
 
 
 def supervise(children: list[Child], cwd: Path, *, status: Callable[[], str],

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.p2p.statusfile import local_node
+from node.p2p.statusfile import local_node, wait_for
 from node.supervise.errors import SuperviseError
 
 START_TIMEOUT_S = 90.0  # importing libp2p and binding on a loaded machine
@@ -67,15 +67,13 @@ def attach(home: Path, network_args: list[str], *, timeout_s: float = START_TIME
         proc = subprocess.Popen(ratchet_argv(home, "node", *network_args), stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=_die_with_parent)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = local_node(home)
-        if status is not None and int(status.get("pid", -1)) == proc.pid:
-            return NodeLink(proc.pid, list(status.get("addrs", [])), owned=proc)
-        if proc.poll() is not None:
-            raise SuperviseError(f"the network node exited with status {proc.returncode}: "
-                                f"{_tail(log_path)} (full log: {log_path})")
-        time.sleep(0.2)
+    status = wait_for(home, lambda s: int(s.get("pid", -1)) == proc.pid, timeout_s,
+                      gone=lambda: proc.poll() is not None)
+    if status is not None:
+        return NodeLink(proc.pid, list(status.get("addrs", [])), owned=proc)
+    if proc.poll() is not None:
+        raise SuperviseError(f"the network node exited with status {proc.returncode}: "
+                            f"{_tail(log_path)} (full log: {log_path})")
     NodeLink(proc.pid, [], owned=proc).close()
     raise SuperviseError(f"the network node did not start within {timeout_s:.0f}s (log: {log_path})")
 

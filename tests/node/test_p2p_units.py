@@ -19,7 +19,7 @@ from node.p2p.discovery import ConfigError, bootstrap_addrs, merge_bootstrap, re
 from node.p2p.gossip import parse_topic, topic
 from node.p2p.host import AddressError, dialable, local_ips
 from node.p2p.peers import Limits, PeerBook
-from node.p2p.statusfile import FRESH_STATUS_S, STATUS_FILE, local_node, write_status
+from node.p2p.statusfile import FRESH_STATUS_S, STATUS_FILE, local_node, wait_for, write_status
 
 PEER_A = "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWHyTnRMMUi77KabLPKsvHbKPtC4zJxVQHcNcjhni2LMoF"
 PEER_B = "/ip4/10.0.0.2/tcp/4001/p2p/12D3KooWNYZM7bxDVdtpGB38o18VkoiCBDio7ekMCCPK7JMF2JAt"
@@ -135,6 +135,8 @@ def test_the_status_file_names_a_node_only_while_it_is_fresh_and_alive(tmp_path:
     status = {"pid": os.getpid(), "updated_ms": int(time.time() * 1000), "addrs": ["/ip4/127.0.0.1/tcp/1"]}
     write_status(tmp_path, status)
     assert local_node(tmp_path) == status and not list((tmp_path / "p2p").glob("*.tmp"))
+    assert wait_for(tmp_path, lambda s: s["addrs"] == status["addrs"], 5) == status
+    assert wait_for(tmp_path, lambda s: False, 60, gone=lambda: True) is None  # at once, not in 60 s
     write_status(tmp_path, {**status, "updated_ms": status["updated_ms"] - int(FRESH_STATUS_S * 1000) - 1000})
     assert local_node(tmp_path) is None  # stale: the node is gone or hung
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
