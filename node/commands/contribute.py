@@ -30,16 +30,16 @@ PROPOSERS = ("search", "random", "agent")
 
 @dataclass(frozen=True)
 class ContributeSettings:
-    """What `ratchet contribute` was asked to do: its flags, checked once, passed down as one object."""
+    """What `ratchet contribute` was asked to do: its flags (defaults: the options'), checked once."""
 
     loop: LoopConfig  # what each experiment does: seeds, confirm, claims, budget overrides, ...
-    proposer: str = "search"  # one of PROPOSERS
-    agent_cmd: str | None = None  # the coding agent's command line, for proposer "agent"
-    agent_timeout_s: float = 1800.0
-    gpus: str | None = None  # CUDA_VISIBLE_DEVICES of the training runs
-    niceness: int = 10
-    hours: tuple[int, int] | None = None  # start experiments only between these local hours
-    search_seed: int | None = None  # seed of the search's own randomness
+    proposer: str  # one of PROPOSERS
+    agent_cmd: str | None  # the coding agent's command line, for proposer "agent"
+    agent_timeout_s: float
+    gpus: str | None  # CUDA_VISIBLE_DEVICES of the training runs
+    niceness: int
+    hours: tuple[int, int] | None  # start experiments only between these local hours
+    search_seed: int | None  # seed of the search's own randomness
 
     def __post_init__(self) -> None:
         if self.proposer not in PROPOSERS:
