@@ -13,9 +13,6 @@ sorted data. Rules (DESIGN.md):
 - Its gain is the low median of the quorum's per-attestation mean paired gain;
   the head is the accepted commit with the greatest cumulative gain, ties to the
   lower height, then the smaller id.
-
-`Tally` is the one place votes are counted and checks judged: chain.credit and
-the leaderboard read it rather than keep rules of their own.
 """
 
 from __future__ import annotations
@@ -31,6 +28,7 @@ if TYPE_CHECKING:
     from chain.store import Store
 
 ACCEPTED, PENDING, REJECTED, ORPHANED = "accepted", "pending", "rejected", "orphaned"
+STATUSES = (ACCEPTED, PENDING, REJECTED, ORPHANED)
 IMPROVES = "improves"
 CONFLICTING = "conflicting"  # the verdict shown for a key that signed several on one proposal
 MeasuredField = Literal["candidate_ubpb", "parent_ubpb", "floor_ubpb"]  # per-seed lists of an Attestation

@@ -4,8 +4,7 @@ The leaderboard reads a store that other processes write (SQLite WAL). It
 opens its own connections: one used only on the event loop for the cheap
 `data_version()` probe, one for page I/O (script blobs, a commit's
 attestations) in a small thread pool, and one in the snapshot builder (a
-spawned process by default), so a long rebuild never blocks a request. The
-state every view shares (Settings, Leaderboard, LEADERBOARD) lives in state.py.
+spawned process by default), so a long rebuild never blocks a request.
 """
 
 from __future__ import annotations

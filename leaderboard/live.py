@@ -12,16 +12,14 @@ import asyncio
 import json
 import logging
 from concurrent.futures import BrokenExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from chain.errors import StoreError
 from leaderboard.security import client_address
+from leaderboard.snapshot import Snapshot
 from leaderboard.state import LEADERBOARD, Leaderboard
-
-if TYPE_CHECKING:
-    from leaderboard.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 

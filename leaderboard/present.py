@@ -7,11 +7,10 @@ integer micro-bits next to their exact decimal text, unix milliseconds).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from chain.consensus import ACCEPTED, ORPHANED, PENDING, REJECTED, tally
+from chain.consensus import PENDING, tally
 from chain.metrics import fmt_ubpb
 from chain.objects import Attestation
 from leaderboard.errors import BadQueryError
@@ -21,7 +20,6 @@ from leaderboard.snapshot import ArenaView, Check, CommitRow, Snapshot, checks_o
 PER_PAGE = 25
 MAX_PER_PAGE = 100
 MAX_PAGE = 100_000
-STATUSES = (ACCEPTED, PENDING, REJECTED, ORPHANED)
 
 CONTRIBUTOR_SORTS = {
     "points": lambda c: (-c.points, c.key),
@@ -166,12 +164,12 @@ def commit_detail(av: ArenaView, cid: bytes, attestations: list[Attestation], di
         "script": p.script.hex(), "on_mainline": cid in set(av.mainline),
         "claim": {"parent_bpb": bpb(p.claim_parent_ubpb), "candidate_bpb": bpb(p.claim_candidate_ubpb),
                   "seeds": list(p.claim_seeds), "hardware": p.claim_hardware},
-        "checks": [check_dict(c, t.signed[c.verifier].values()) for c in checks_of(cid, p.status, t)],
+        "checks": [check_dict(c, list(t.signed[c.verifier].values())) for c in checks_of(cid, p.status, t)],
         "diff": diff,
     }
 
 
-def check_dict(check: Check, attestations: Iterable[Attestation]) -> dict[str, Any]:
+def check_dict(check: Check, attestations: list[Attestation]) -> dict[str, Any]:
     atts = []
     for a in attestations:
         seeds = []

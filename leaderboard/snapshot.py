@@ -20,18 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from chain.consensus import (
-    ACCEPTED,
-    IMPROVES,
-    ORPHANED,
-    PENDING,
-    REJECTED,
-    ChainState,
-    MeasuredField,
-    Tally,
-    compute_state,
-    tallies,
-)
+from chain.consensus import STATUSES, ChainState, MeasuredField, Tally, compute_state, tallies
 from chain.credit import ContributorCredit, Credit, VerifierCredit, credit_from
 from chain.objects import Arena, Attestation, load_trusted
 from chain.store import Store
@@ -203,16 +192,16 @@ def build_view(state: ChainState, atts: list[Attestation]) -> ArenaView:
     commits: dict[bytes, CommitRow] = {}
     by_author: dict[bytes, list[bytes]] = {}
     children: dict[bytes, list[bytes]] = {}
-    counts = {ACCEPTED: 0, PENDING: 0, REJECTED: 0, ORPHANED: 0}
+    counts = dict.fromkeys(STATUSES, 0)
     for cid in reversed(newest):  # oldest first, so children lists come out oldest first
-        info, p = state.commits[cid], state.commits[cid].proposal
+        info, p, t = state.commits[cid], state.commits[cid].proposal, counted.get(cid)
         metric = info.metric_ubpb
-        if metric is None and cid in counted:
-            metric = counted[cid].measured("candidate_ubpb")
+        if metric is None and t is not None:
+            metric = t.measured("candidate_ubpb")
         commits[cid] = CommitRow(
             id=cid, height=info.height, status=info.status, reason=info.reason,
-            improves_votes=sum(1 for v in info.votes.values() if v == IMPROVES),
-            votes=len(counted[cid].signed) if cid in counted else 0, gain_ubpb=info.gain_ubpb, cumulative_ubpb=info.cumulative_ubpb,
+            improves_votes=len(t.improving) if t is not None else 0, votes=len(t.signed) if t is not None else 0,
+            gain_ubpb=info.gain_ubpb, cumulative_ubpb=info.cumulative_ubpb,
             metric_ubpb=metric, author=p.author, parent=p.parent, script=p.script, message=p.message,
             timestamp=p.timestamp, claim_parent_ubpb=p.claim_parent_ubpb,
             claim_candidate_ubpb=p.claim_candidate_ubpb, claim_seeds=tuple(p.claim_seeds),

@@ -1,8 +1,7 @@
 """What every part of a running leaderboard shares: `Settings`, `Leaderboard`, its app key.
 
-Imports flow one way: state <- live, security, views <- app. This module
-imports nothing of the leaderboard at run time (the classes it names are
-types only), so any of them can import it at the top.
+Imports flow one way (state <- live, security, views <- app): what this module names
+from the others is for type checkers only, so any of them can import it at the top.
 """
 
 from __future__ import annotations

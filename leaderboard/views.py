@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from chain.consensus import STATUSES
 from chain.errors import ChainError, NotFoundError, StoreError
 from leaderboard import journal, present
 from leaderboard.cache import Rendered
@@ -94,7 +95,7 @@ async def overview_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
 
 async def commits_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
     av = _arena(request, snap)
-    status = present.choice_arg("status", request.query.get("status"), ("mainline", "all", *present.STATUSES),
+    status = present.choice_arg("status", request.query.get("status"), ("mainline", "all", *STATUSES),
                                 "mainline")
     return present.commits(av, status, _paging(request))
 
