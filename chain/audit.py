@@ -34,7 +34,16 @@ from chain.errors import (
     WrongArenaError,
 )
 from chain.keys import verify_batch
-from chain.objects import MAX_BLOB_BYTES, Arena, Attestation, Blob, ChainObject, Proposal, decode
+from chain.objects import (
+    MAX_BLOB_BYTES,
+    Arena,
+    Attestation,
+    Blob,
+    ChainObject,
+    Profile,
+    Proposal,
+    decode,
+)
 
 if TYPE_CHECKING:
     from chain.store import Store
@@ -214,7 +223,8 @@ def _check_rules(objects: list[Any]) -> None:
 
 def _check_indexes(store: Store, objects: list[Any]) -> None:
     """Every index table holds exactly the rows its objects imply (no partial writes)."""
-    expected: dict[str, set[tuple[Any, ...]]] = {"arenas": set(), "proposals": set(), "attestations": set()}
+    expected: dict[str, set[tuple[Any, ...]]] = {"arenas": set(), "proposals": set(), "attestations": set(),
+                                                 "profiles": set()}
     for o in objects:
         if isinstance(o, Arena):
             expected["arenas"].add((o.id, o.name, o.script))
@@ -222,6 +232,8 @@ def _check_indexes(store: Store, objects: list[Any]) -> None:
             expected["proposals"].add((o.id, o.arena, o.parent, o.script, o.author, o.timestamp))
         elif isinstance(o, Attestation):
             expected["attestations"].add((o.id, o.arena, o.proposal, o.verifier, o.timestamp))
+        elif isinstance(o, Profile):
+            expected["profiles"].add((o.id, o.owner, o.timestamp))
     for table, want in expected.items():
         _check_table(store, table, want)
 

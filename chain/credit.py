@@ -43,7 +43,7 @@ class VerifierCredit:
     agreed: int
     disagreed: int
     pending: int
-    compute_ms: int  # wall time of all its attestations
+    compute_ms: int  # what all its attestations cost (check_compute_ms)
     hardware: tuple[str, ...]
     last_seen_ms: int
 
@@ -57,6 +57,18 @@ class VerifierCredit:
 class Credit:
     contributors: list[ContributorCredit]  # points desc, then key
     verifiers: list[VerifierCredit]
+
+
+COMPUTE_MEASURED = "wall-clock time of each check (parent and candidate runs), as its verifier signed it"
+
+
+def check_compute_ms(attestation: Attestation) -> int:
+    """What one check cost its verifier, in milliseconds: the one place compute given is read.
+
+    Today the wall-clock time the verifier signed (`wall_ms`); when attestations carry measured
+    CPU time, this function (and COMPUTE_MEASURED) is what changes.
+    """
+    return attestation.wall_ms
 
 
 def compute_credit(state: ChainState, attestations: Iterable[Attestation]) -> Credit:
@@ -99,7 +111,7 @@ def _verifiers(state: ChainState, counted: Mapping[bytes, Tally]) -> list[Verifi
         out.append(VerifierCredit(
             key=key, points=agreed * POINTS_PER_AGREED_CHECK, checks=len(checks), agreed=agreed,
             disagreed=sum(1 for ok, _ in checks if ok is False), pending=sum(1 for ok, _ in checks if ok is None),
-            compute_ms=sum(a.wall_ms for a in signed), hardware=tuple(sorted({a.hardware for a in signed})),
+            compute_ms=sum(check_compute_ms(a) for a in signed), hardware=tuple(sorted({a.hardware for a in signed})),
             last_seen_ms=max(a.timestamp for a in signed),
         ))
     out.sort(key=lambda v: (-v.points, v.key))

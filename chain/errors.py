@@ -53,6 +53,22 @@ class FieldValueError(DecodeError):
         self.type_name, self.field, self.problem = type_name, field, problem
 
 
+class RefusedCharacterError(FieldValueError):
+    """Display text (a profile's name or team) holding a character of a refused class.
+
+    `kind` names the class (control character, bidirectional control, invisible
+    format character, ...), `char` the character and `position` its index.
+    """
+
+    def __init__(self, type_name: str, field: str, char: str, position: int, kind: str) -> None:
+        import unicodedata
+
+        label = unicodedata.name(char, "")
+        shown = f"U+{ord(char):04X}" + (f" {label}" if label else "")
+        super().__init__(type_name, field, f"{kind} {shown} at position {position} is not allowed")
+        self.char, self.position, self.kind = char, position, kind
+
+
 class OversizeError(DecodeError):
     def __init__(self, what: str, limit: int, found: int) -> None:
         super().__init__(f"{what}: {found} exceeds the limit of {limit}")

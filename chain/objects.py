@@ -1,4 +1,4 @@
-"""The chain's immutable objects: Arena, Blob, Proposal, Attestation.
+"""The chain's immutable objects: Arena, Blob, Proposal, Attestation, Profile.
 
 Each object is a fixed-order msgpack array [tag, version, field..., signature].
 Its id is SHA-256 over a type-tagged prefix plus that encoding; its signature
@@ -38,6 +38,7 @@ from chain.errors import (
     UnknownTypeError,
     VersionError,
 )
+from chain.names import MAX_NAME_CHARS, MAX_TEAM_CHARS, display_text, web_url
 
 ID_SIZE = 32
 MAX_BLOB_BYTES = 512 * 1024
@@ -344,8 +345,27 @@ class Attestation(ChainObject):
         return self.verdict == "improves"
 
 
-TYPES: dict[str, type[ChainObject]] = {c.TYPE: c for c in (Arena, Blob, Proposal, Attestation)}
-AnyObject = Arena | Blob | Proposal | Attestation
+class Profile(ChainObject):
+    """What a key calls itself: a display name, an optional team and URL (chain.names has the rules).
+
+    Belongs to no arena. A key may sign many; the newest (by timestamp, then id) is its profile
+    (chain.profiles.current). Names prove nothing: pages show the key beside them.
+    """
+
+    TYPE = "profile"
+    SIGNER = "owner"
+    FIELDS = (
+        Field("name", display_text(MAX_NAME_CHARS, required=True), "display name"),
+        Field("team", display_text(MAX_TEAM_CHARS), "team name, or empty"),
+        Field("url", web_url(), "http(s) URL, or empty"),
+        Field("timestamp", integer(0, TIME_MAX), "unix milliseconds; the newest profile of a key wins"),
+        Field("owner", _id32),
+    )
+    __slots__ = ()
+
+
+TYPES: dict[str, type[ChainObject]] = {c.TYPE: c for c in (Arena, Blob, Proposal, Attestation, Profile)}
+AnyObject = Arena | Blob | Proposal | Attestation | Profile
 
 
 def decode(

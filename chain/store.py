@@ -39,12 +39,24 @@ from chain.errors import (
     UnknownProposalError,
     WrongArenaError,
 )
-from chain.objects import Arena, Attestation, Blob, ChainObject, Proposal, decode, load_trusted
+from chain.objects import (
+    Arena,
+    Attestation,
+    Blob,
+    ChainObject,
+    Profile,
+    Proposal,
+    decode,
+    load_trusted,
+)
 
 DB_NAME = "chain.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: profiles
 BUSY_TIMEOUT_S = 30.0
 _HEX_PREFIX = re.compile(r"[0-9a-f]{4,64}")
+# The id of each key's newest profile (chain.profiles.newer: timestamp, then the greater id).
+_CURRENT_PROFILE_IDS = ("SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY owner"
+                        " ORDER BY timestamp DESC, id DESC) AS n FROM profiles) WHERE n = 1")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -73,6 +85,10 @@ CREATE TABLE IF NOT EXISTS attestations (
 CREATE INDEX IF NOT EXISTS attestations_proposal ON attestations(proposal, timestamp, id);
 CREATE INDEX IF NOT EXISTS attestations_arena ON attestations(arena, timestamp, id);
 CREATE TABLE IF NOT EXISTS blobs (id BLOB PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS profiles (
+    id BLOB PRIMARY KEY, owner BLOB NOT NULL, timestamp INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS profiles_owner ON profiles(owner, timestamp, id);
 """
 
 
@@ -245,12 +261,14 @@ class Store:
             db.execute("INSERT INTO arenas VALUES (?, ?, ?)", (obj.id, obj.name, obj.script))
         elif isinstance(obj, Blob):
             db.execute("INSERT INTO blobs VALUES (?, ?)", (obj.id, len(obj.data)))
+        elif isinstance(obj, Profile):
+            db.execute("INSERT INTO profiles VALUES (?, ?, ?)", (obj.id, obj.owner, obj.timestamp))
 
     def _check_semantics(self, obj: ChainObject) -> bytes | None:
         """The chain's rules for `obj` against what is stored; returns its arena id."""
         if isinstance(obj, Arena):
             return obj.id
-        if isinstance(obj, Blob):
+        if isinstance(obj, Blob | Profile):  # a profile belongs to no arena and depends on nothing
             return None
         if isinstance(obj, Proposal):
             if not self._query("SELECT 1 FROM arenas WHERE id = ?", (obj.arena,)):
@@ -364,12 +382,32 @@ class Store:
             params = (proposal_id, arena_id)
         return [self._load(oid, data) for oid, data in self._query(sql, params)]
 
+    def profiles(self, owner: bytes | None = None) -> list[Profile]:
+        """Every profile held (of one key, or of all), superseded ones included, by (timestamp, id)."""
+        where, params = ("WHERE p.owner = ?", (owner,)) if owner is not None else ("", ())
+        rows = self._query("SELECT o.id, o.encoding FROM profiles p JOIN objects o ON o.id = p.id "
+                           f"{where} ORDER BY p.timestamp, p.id", params)
+        return [self._load(oid, data) for oid, data in rows]
+
+    def current_profiles(self) -> dict[bytes, Profile]:
+        """Each key's profile: its newest (timestamp, then the greater id; chain.profiles.current)."""
+        rows = self._query(f"SELECT id, encoding FROM objects WHERE id IN ({_CURRENT_PROFILE_IDS})")
+        found = [self._load(oid, data) for oid, data in rows]
+        return {p.owner: p for p in sorted(found, key=lambda p: p.owner)}
+
+    def profile_inventory(self) -> list[bytes]:
+        """Ids of the current profile of every key, sorted: what peers compare and sync (superseded
+        profiles are kept, but never asked for)."""
+        rows = self._query(f"{_CURRENT_PROFILE_IDS} ORDER BY id")
+        return [bytes(r[0]) for r in rows]
+
     def inventory(self, arena_id: bytes) -> list[bytes]:
         """Ids of every object of the arena: itself, its blobs, proposals, attestations."""
         return [oid for oid, _ in self._arena_rows(arena_id, with_data=False)]
 
     def iter_objects(self, arena_id: bytes | None = None) -> Iterator[ChainObject]:
-        """Objects in dependency order: arena, blobs, proposals (parent first), attestations."""
+        """Objects in dependency order: arena, blobs, proposals (parent first), attestations (and,
+        for the whole store, every profile last)."""
         if arena_id is not None:
             for oid, data in self._arena_rows(arena_id, with_data=True):
                 yield Blob(data=self._blobs.read(oid)) if data is None else self._load(oid, data)
@@ -384,6 +422,7 @@ class Store:
         for (oid,) in self._query("SELECT id FROM objects WHERE type = 'blob' ORDER BY seq"):
             if bytes(oid) not in seen:
                 yield Blob(data=self._blobs.read(bytes(oid)))
+        yield from self.profiles()
 
     def _arena_rows(self, arena_id: bytes, with_data: bool) -> list[tuple[bytes, bytes | None]]:
         col = "encoding" if with_data else "NULL"
@@ -412,7 +451,7 @@ class Store:
         return int(rows[0][0])
 
     def counts(self) -> dict[str, int]:
-        out = {t: 0 for t in (Arena.TYPE, Blob.TYPE, Proposal.TYPE, Attestation.TYPE)}
+        out = {t: 0 for t in (Arena.TYPE, Blob.TYPE, Proposal.TYPE, Attestation.TYPE, Profile.TYPE)}
         for type_name, n in self._query("SELECT type, count(*) FROM objects GROUP BY type"):
             out[type_name] = n
         return out
