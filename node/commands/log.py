@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from chain.consensus import ChainState, CommitInfo, state_for
+from chain.consensus import ChainState, CommitInfo, Tally, median_mean, state_for, tally
 from chain.metrics import fmt_ubpb
 from chain.objects import Attestation
 from node.context import Context
@@ -54,25 +54,22 @@ def log(ctx: Context, max_count: int | None, show_all: bool) -> None:
 
 def commit_dict(state: ChainState, c: CommitInfo, atts: list[Attestation]) -> dict[str, Any]:
     p = c.proposal
+    t = tally(state.arena, c.id, atts)
     votes = {k.hex(): v for k, v in c.votes.items()}
     return {
         "id": c.id.hex(), "parent": p.parent.hex(), "author": p.author.hex(), "message": p.message,
         "timestamp": p.timestamp, "status": c.status, "reason": c.reason, "height": c.height,
         "script": p.script.hex(), "gain_ubpb": c.gain_ubpb, "gain_bpb": fmt_ubpb(c.gain_ubpb, signed=True),
         "cumulative_ubpb": c.cumulative_ubpb, "cumulative_bpb": fmt_ubpb(c.cumulative_ubpb, signed=True),
-        "val_bpb": bpb(measured_metric(c, atts)), "votes": votes,
-        "improves_votes": sum(1 for v in votes.values() if v == "improves"),
+        "val_bpb": bpb(measured_metric(t)), "votes": votes,
+        "improves_votes": len(t.improving),
         "claim": {"parent_bpb": fmt_ubpb(p.claim_parent_ubpb), "candidate_bpb": fmt_ubpb(p.claim_candidate_ubpb),
                   "seeds": list(p.claim_seeds), "hardware": p.claim_hardware},
         "short": short(c.id),
     }
 
 
-def measured_metric(c: CommitInfo, atts: list[Attestation]) -> int | None:
-    """Median over counted verifiers of their mean candidate val_bpb (micro-bits)."""
-    means = sorted(
-        sum(a.candidate_ubpb) // len(a.candidate_ubpb)
-        for a in atts
-        if a.verifier in c.votes and a.candidate_ubpb
-    )
-    return means[(len(means) - 1) // 2] if means else None
+def measured_metric(t: Tally) -> int | None:
+    """Low median of the counted verifiers' mean candidate val_bpb (micro-bits); a key that signed
+    conflicting verdicts is not counted (Tally.measured, the leaderboard's fallback, counts it)."""
+    return median_mean(a.candidate_ubpb for key in t.votes for a in t.signed[key].values())

@@ -28,8 +28,8 @@ def serve(ctx: Context, host: str, port: int, rate: float, burst: int, poll: flo
           behind_proxy: bool) -> None:
     """Serve the leaderboard: chain, contributors, verifiers, live updates and a JSON API under /api/."""
     from chain.errors import StoreError
-    from leaderboard.app import Settings
     from leaderboard.server import serve_forever
+    from leaderboard.state import Settings
 
     settings = Settings(poll_s=poll, rate=rate, burst=burst, builder=builder, trust_forwarded=behind_proxy)
 

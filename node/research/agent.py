@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from journalfile import Entry
 from node.research.errors import AgentError
-from node.research.journal import Entry
 from node.research.search import Candidate, diffstat
 
 SCRIPT, RULES, JOURNAL, ARENA_INFO, MESSAGE = (

@@ -30,10 +30,10 @@ from chain.keys import SigningKey
 from chain.metrics import fmt_ubpb
 from chain.objects import Arena, Blob, Proposal
 from chain.store import Store
-from journalfile import DISCARDED, INVALID, PROPOSED, STALE
+from journalfile import DISCARDED, INVALID, PROPOSED, STALE, Entry, Stage
 from node.p2p.claims import TopicClaim
 from node.research import mutate
-from node.research.journal import Entry, Journal, Stage
+from node.research.journal import Journal
 from node.research.limits import Gate
 from node.research.localcheck import Aborted, LocalChecker, new_seeds
 from node.research.search import Candidate, Proposer, diffstat

@@ -31,9 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from journalfile import INVALID, STALE
+from journalfile import INVALID, STALE, Entry
 from node.research.errors import ResearchError
-from node.research.journal import Entry
 from node.research.knobs import BOOL, CHOICE, INT_ADD, INT_MUL, LOG, Knob, parse_knobs
 from node.research.mutate import Change, Mutation, apply, combine, mutable_knobs, step_value
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import trio
 
-from chain.consensus import ACCEPTED, REJECTED, state_for
+from chain.consensus import ACCEPTED, IMPROVES, REJECTED, state_for
 from chain.keys import SigningKey
 from chain.objects import Attestation, Proposal
 from chain.store import Store
@@ -59,7 +59,7 @@ def pending_checks(store: Store, key: SigningKey) -> list[Proposal]:
             if not (store.has(p.script) and store.has(parent_script)):
                 continue
             ready = 0 if (p.parent == arena.id or p.parent in state.accepted) else 1
-            improves = sum(1 for v in info.votes.values() if v == "improves")
+            improves = sum(1 for v in info.votes.values() if v == IMPROVES)
             ranked.append(((ready, -improves, p.timestamp, cid), p))
     ranked.sort(key=lambda item: item[0])
     return [p for _, p in ranked]

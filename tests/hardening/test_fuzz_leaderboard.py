@@ -18,7 +18,8 @@ from fuzzkit import build_corpus
 
 from chain.objects import Arena, Attestation, Proposal
 from chain.store import Store
-from leaderboard.app import Settings, create_app
+from leaderboard.app import create_app
+from leaderboard.state import Settings
 
 CORPUS = build_corpus()
 REQUESTS = 250
