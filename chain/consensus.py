@@ -2,7 +2,7 @@
 
 Every node holding the same objects computes the same state, whatever order
 they arrived in: inputs are deduplicated by id and every choice is made on
-sorted data. Rules (DESIGN.md):
+sorted data. Rules (docs/ARCHITECTURE.md, "Acceptance and fork choice"):
 
 - A vote counts only from a key in the arena's verifier set. A key that signed
   conflicting verdicts on one proposal counts for nothing there.

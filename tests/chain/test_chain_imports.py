@@ -1,4 +1,4 @@
-"""Dependency direction: the chain package imports nothing heavy (DESIGN.md, "Packages")."""
+"""Dependency direction: the chain package imports nothing heavy (docs/ARCHITECTURE.md, "Which package may import which")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The leaderboard depends on chain only (DESIGN.md): no torch, libp2p, trio, node, verify or model."""
+"""Of the project's packages the leaderboard imports chain and journalfile only (docs/ARCHITECTURE.md,
+"Which package may import which"): it loads chain, aiohttp and jinja2 and none of torch, numpy, libp2p,
+trio, node, verify or model (journalfile, standard library only, is allowed)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import subprocess
 import sys
 
 
-def test_leaderboard_imports_only_chain_and_web_libraries() -> None:
+def test_leaderboard_imports_only_chain_journalfile_and_web_libraries() -> None:
     code = (
         "import sys, json; import leaderboard.app, leaderboard.views, leaderboard.server; "
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
