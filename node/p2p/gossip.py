@@ -4,6 +4,7 @@ Topics per arena: `/ratchet/1/<arena hex>/proposals`, `.../attestations` (one
 encoded object per message), `.../heads` ([arena, head, inventory size]) and
 `.../claims` (one signed, expiring "trying X" claim; advisory, never stored in
 the chain store: claimgossip.ClaimBook validates, caps and journals them).
+One topic for the whole network, PROFILES_TOPIC: profiles belong to no arena.
 Scripts never travel here: a proposal names its script's blob id, and peers
 fetch the blob by request/response.
 
@@ -39,7 +40,7 @@ from chain.errors import (
     UnknownParentError,
     UnknownProposalError,
 )
-from chain.objects import Attestation, ChainObject, Proposal, decode
+from chain.objects import Attestation, ChainObject, Profile, Proposal, decode
 from node.p2p import wire
 from node.p2p.claimgossip import ClaimBook
 from node.p2p.claims import TopicClaim
@@ -53,8 +54,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KINDS = {"proposals": Proposal, "attestations": Attestation, "heads": None, "claims": None}
-MESSAGE_KIND = {"proposals": "object", "attestations": "object", "heads": "head", "claims": "claim"}
+KINDS = {"proposals": Proposal, "attestations": Attestation, "heads": None, "claims": None}  # per arena
+MESSAGE_KIND = {"proposals": "object", "attestations": "object", "heads": "head", "claims": "claim",
+                "profiles": "object"}
+PROFILES_TOPIC = "/ratchet/1/profiles"
 PEER_QUEUE_SIZE = 4096
 
 
@@ -71,6 +74,13 @@ class GossipParams:
 
 def topic(arena_id: bytes, kind: str) -> str:
     return f"/ratchet/1/{arena_id.hex()}/{kind}"
+
+
+def topic_of(obj: ChainObject) -> str:
+    """The topic a proposal, an attestation or a profile travels on."""
+    if isinstance(obj, Profile):
+        return PROFILES_TOPIC
+    return topic(obj.arena, "proposals" if isinstance(obj, Proposal) else "attestations")
 
 
 def parse_topic(name: str) -> tuple[bytes, str] | None:
@@ -180,9 +190,13 @@ class Gossip:
             self.pubsub.set_topic_validator(name, self._validator(arena_id, kind), False)
             await self.pubsub.subscribe(name)
 
+    async def join_profiles(self) -> None:
+        """Subscribe to the network's profile topic (once, when the node starts)."""
+        self.pubsub.set_topic_validator(PROFILES_TOPIC, self._validator(None, "profiles"), False)
+        await self.pubsub.subscribe(PROFILES_TOPIC)
+
     async def publish_object(self, obj: ChainObject) -> None:
-        kind = "proposals" if isinstance(obj, Proposal) else "attestations"
-        await self.pubsub.publish(topic(obj.arena, kind), wire.encode_gossip_object(obj.encode()))
+        await self.pubsub.publish(topic_of(obj), wire.encode_gossip_object(obj.encode()))
 
     async def publish_head(self, arena_id: bytes, head_id: bytes, size: int) -> None:
         await self.pubsub.publish(topic(arena_id, "heads"), wire.encode_gossip_head(arena_id, head_id, size))
@@ -195,7 +209,7 @@ class Gossip:
         mesh = self.router.mesh.get(name)
         return bool(mesh) if mesh is not None else bool(self.pubsub.peer_topics.get(name))
 
-    def _validator(self, arena_id: bytes, kind: str) -> Callable[[ID, Any], bool]:
+    def _validator(self, arena_id: bytes | None, kind: str) -> Callable[[ID, Any], bool]:
         def validate(forwarder: ID, msg: Any) -> bool:
             if forwarder == self.host.get_id():
                 return True  # our own publish: stored before it was published
@@ -212,7 +226,8 @@ class Gossip:
         self.peers.invalid(peer, why)
         return False
 
-    def _check(self, arena_id: bytes, kind: str, forwarder: ID, msg: Any) -> bool:
+    def _check(self, arena_id: bytes | None, kind: str, forwarder: ID, msg: Any) -> bool:
+        """Validate and store one message on an arena's topic (`arena_id`) or the profile topic (None)."""
         from libp2p.peer.id import ID
 
         if self.peers.is_banned(forwarder) or not self.peers.allow_peer(forwarder):
@@ -225,9 +240,9 @@ class Gossip:
             return self._invalid(forwarder, str(e))
         if what != MESSAGE_KIND[kind]:
             return self._invalid(forwarder, f"{what} message on a {kind} topic")
-        if what == "claim":
+        if what == "claim" and arena_id is not None:
             return self._check_claim(arena_id, forwarder, payload)
-        if what == "head":
+        if what == "head" and arena_id is not None:
             head_arena, head_id, size = payload
             if head_arena != arena_id:
                 return self._invalid(forwarder, "head for another arena")
@@ -237,19 +252,24 @@ class Gossip:
             obj = decode(payload, verify=False)
         except DecodeError as e:
             return self._invalid(forwarder, f"undecodable object: {e}")
-        if type(obj) is not KINDS[kind] or obj.arena != arena_id:
-            return self._invalid(forwarder, f"{obj.TYPE} does not belong on {topic(arena_id, kind)}")
+        name = PROFILES_TOPIC if arena_id is None else topic(arena_id, kind)
+        if type(obj) not in (Proposal, Attestation, Profile) or topic_of(obj) != name:
+            return self._invalid(forwarder, f"{obj.TYPE} does not belong on {name}")
         if self.store.has(obj.id):
             return True
-        signer = obj.author if isinstance(obj, Proposal) else obj.verifier
-        if not self.peers.allow_key(signer):
+        if isinstance(obj, Profile):
+            signer, allowed = obj.owner, self.peers.allow_profile(obj.owner)
+        else:
+            signer = obj.author if isinstance(obj, Proposal) else obj.verifier
+            allowed = self.peers.allow_key(signer)
+        if not allowed:
             log.info("key %s over its rate limit: %s not forwarded", signer.hex()[:12], obj.hex[:12])
             return False
         try:
             self.store.add(obj)
         except (UnknownParentError, UnknownProposalError, UnknownArenaError) as e:
             log.debug("gossip %s waits for what it depends on (%s): sync", obj.hex[:12], e)
-            self.handlers.on_missing(arena_id, forwarder)
+            self.handlers.on_missing(obj.arena, forwarder)
             return False
         except StoreError as e:
             log.warning("could not store gossip %s: %s", obj.hex[:12], e)

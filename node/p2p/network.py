@@ -5,8 +5,8 @@
 - sync: an anti-entropy round with each new peer, with every peer every
   `sync_interval_s`, and with a peer whose head announcement shows it holds more;
 - watch: notices objects written to the store by another process (`ratchet
-  propose`, a verifier worker) or by this one, and gossips them; joins the topics
-  of arenas that appear; publishes the claims a contributor on this home signed
+  propose`, `ratchet profile set`, a verifier worker) or by this one, and gossips
+  them; joins the topics of arenas that appear; publishes the claims a contributor on this home signed
   into its journal (claimgossip.ClaimBook; received claims go into that journal);
 - blobs: fetches the script of each proposal gossip delivered;
 - announce: publishes each arena's head (peers that hold less then sync);
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from chain.consensus import state_for
-from chain.objects import Attestation, ChainObject, Proposal
+from chain.objects import Attestation, ChainObject, Profile, Proposal
 from node.p2p import reqresp
 from node.p2p.blobs import BlobFetcher
 from node.p2p.claimgossip import MAX_PER_AUTHOR, ClaimBook
@@ -104,6 +104,7 @@ class Network:
         self._blobs: BlobFetcher | None = None
         self._summaries = reqresp.Summaries(store)  # shared by the responder and sync rounds
         self._known: dict[bytes, set[bytes]] = {}
+        self._known_profiles: set[bytes] = set()  # current profiles this node has gossiped or received
         self._version = 0
         self._net_added = 0
         self._heads: dict[bytes, tuple[int, bytes, int]] = {}  # arena -> (version, head, size)
@@ -136,7 +137,7 @@ class Network:
         new = self.store.add(obj)
         if new:
             self._note_stored(obj)
-        if isinstance(obj, Proposal | Attestation):
+        if isinstance(obj, Proposal | Attestation | Profile):
             await self._gossip_object(obj)
         return new
 
@@ -201,6 +202,8 @@ class Network:
                     background_trio_service(self._gossip.router):
                 await self._gossip.pubsub.wait_until_ready()
                 self._version = self.store.data_version()
+                self._known_profiles = set(self.store.profile_inventory())
+                await self._gossip.join_profiles()
                 for arena in self.store.arenas():
                     await self._join(arena.id)
                 async with trio.open_nursery() as nursery:
@@ -220,6 +223,8 @@ class Network:
 
     # -- callbacks from gossip and requests ----------------------------------------
     def _note_stored(self, obj: ChainObject) -> None:
+        if isinstance(obj, Profile):
+            self._known_profiles.add(obj.id)
         arena = obj.id if obj.TYPE == "arena" else getattr(obj, "arena", None)
         if arena is not None and arena in self._known:
             self._known[arena].add(obj.id)
@@ -327,6 +332,8 @@ class Network:
                     continue
                 if outside > 0:
                     await self._publish_new(arena.id)
+            if outside > 0:
+                await self._publish_new_profiles()
 
     async def _publish_new(self, arena_id: bytes) -> None:
         known = self._known[arena_id]
@@ -336,6 +343,12 @@ class Network:
             obj = self.store.get(oid)
             if isinstance(obj, Proposal | Attestation):
                 await self._gossip_object(obj)
+
+    async def _publish_new_profiles(self) -> None:
+        for oid in self.store.profile_inventory():
+            if oid not in self._known_profiles:
+                self._known_profiles.add(oid)
+                await self._gossip_object(self.store.get(oid))
 
     async def _publish_claims(self) -> None:
         """Gossip new claims from the home's journal once a peer can hear them (no anti-entropy

@@ -11,8 +11,9 @@ refused for `ban_s` seconds.
 Two kinds of rate limit: per peer (messages and requests it sends us) and per
 signing key (new proposals/attestations of one author or verifier that gossip
 will store and forward): one key cannot flood the network through many peers.
+Profiles have a key limit of their own, far lower (a person renames rarely).
 Objects over a key's limit are not forwarded; anti-entropy sync still brings
-them later, at the pace of sync.
+them later, at the pace of sync (and for profiles only each key's newest).
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class Limits:
     peer_burst: float = 2000.0
     key_rate: float = 2.0  # new objects per second from one signing key, via gossip
     key_burst: float = 60.0
+    profile_rate: float = 1 / 60  # new profiles per second from one key, via gossip
+    profile_burst: float = 5.0
     ban_s: float = 600.0
 
 
@@ -74,6 +77,7 @@ class PeerBook:
         self.records: dict[Hashable, PeerRecord] = {}
         self._peer_buckets: dict[Hashable, TokenBucket] = {}
         self._key_buckets: dict[bytes, TokenBucket] = {}
+        self._profile_buckets: dict[bytes, TokenBucket] = {}
 
     def record(self, peer: Hashable) -> PeerRecord:
         rec = self.records.get(peer)
@@ -118,12 +122,19 @@ class PeerBook:
 
     def allow_key(self, key: bytes) -> bool:
         """Whether one more new object signed by `key` may be stored and forwarded from gossip now."""
+        return self._take(self._key_buckets, key, self.limits.key_rate, self.limits.key_burst)
+
+    def allow_profile(self, key: bytes) -> bool:
+        """Whether one more new profile of `key` may be stored and forwarded from gossip now."""
+        return self._take(self._profile_buckets, key, self.limits.profile_rate, self.limits.profile_burst)
+
+    def _take(self, buckets: dict[bytes, TokenBucket], key: bytes, rate: float, burst: float) -> bool:
         now = self.clock()
-        bucket = self._key_buckets.get(key)
+        bucket = buckets.get(key)
         if bucket is None:
-            if len(self._key_buckets) > 100_000:
-                self._key_buckets.clear()  # bounded memory under a flood of fresh keys
-            bucket = self._key_buckets[key] = TokenBucket(self.limits.key_rate, self.limits.key_burst, now)
+            if len(buckets) > 100_000:
+                buckets.clear()  # bounded memory under a flood of fresh keys
+            bucket = buckets[key] = TokenBucket(rate, burst, now)
         return bucket.take(now)
 
     def summary(self) -> dict[str, dict[str, object]]:

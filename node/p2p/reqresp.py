@@ -1,4 +1,4 @@
-"""Request/response between two peers: objects and blobs by id, inventories, arena lists.
+"""Request/response between two peers: objects and blobs by id, inventories, arena lists, profiles.
 
 Gossip is for small announcements; anything bulky (scripts, a chain being
 synced) moves here, one stream per request, frames as in `wire`. Whatever a
@@ -6,6 +6,11 @@ peer returns is checked against the id that was asked for (the id is a hash of
 the bytes) before anyone looks at it; a peer that sends bytes that do not hash
 to the id, malformed frames or an oversized answer raises a `WireError`, which
 the caller turns into a penalty for that peer.
+
+The profile inventory and its summary ("pinv", "psum") are asked for under a
+protocol id of their own, PROFILES_PROTOCOL: a peer running an older ratchet
+does not offer it, so the question fails as UnsupportedError before anything is
+sent, and neither side penalises the other.
 """
 
 from __future__ import annotations
@@ -30,7 +35,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROTOCOL = "/ratchet/req/1.0.0"
+PROFILES_PROTOCOL = "/ratchet/req-profiles/1.0.0"
 REQUEST_TIMEOUT_S = 30.0
+
+
+class UnsupportedError(wire.CutError):
+    """The peer does not offer the protocol asked for (an older ratchet): not misbehaviour."""
 
 
 class PeerAnswerError(wire.WireError):
@@ -57,16 +67,27 @@ class Summaries:
         self._cache: dict[bytes, tuple[int, tuple[int, bytes]]] = {}
 
     def get(self, arena_id: bytes) -> tuple[int, bytes]:
+        return self._cached(arena_id, lambda: self.arena_inventory(arena_id))
+
+    def profiles(self) -> tuple[int, bytes]:
+        """(count, digest) of the current profiles (Store.profile_inventory)."""
+        return self._cached(b"", self.store.profile_inventory)
+
+    def arena_inventory(self, arena_id: bytes) -> list[bytes]:
+        """The arena's inventory (empty for an arena not held)."""
+        try:
+            return self.store.inventory(arena_id)
+        except NotFoundError:
+            return []
+
+    def _cached(self, slot: bytes, ids_of: Callable[[], list[bytes]]) -> tuple[int, bytes]:
         version = self.store.data_version()
-        hit = self._cache.get(arena_id)
+        hit = self._cache.get(slot)
         if hit is not None and hit[0] == version:
             return hit[1]
-        try:
-            ids = self.store.inventory(arena_id)
-        except NotFoundError:
-            ids = []
+        ids = ids_of()
         value = (len(ids), inventory_digest(ids))
-        self._cache[arena_id] = (version, value)
+        self._cache[slot] = (version, value)
         return value
 
 
@@ -89,6 +110,7 @@ class Responder:
         from libp2p.custom_types import TProtocol
 
         host.set_stream_handler(TProtocol(PROTOCOL), self.handle)
+        host.set_stream_handler(TProtocol(PROFILES_PROTOCOL), self.handle)
 
     async def handle(self, stream: INetStream) -> None:
         peer = stream.muxed_conn.peer_id
@@ -133,19 +155,16 @@ class Responder:
                 chunk.append(data)
                 size += len(data) + 5
             await wire.write_frame(stream, wire.pack(chunk))
-        elif kind == "inv":
-            try:
-                ids = self.store.inventory(arg)
-            except NotFoundError:
-                ids = []
+        elif kind in ("inv", "pinv"):
+            ids = self.summaries.arena_inventory(arg) if kind == "inv" else self.store.profile_inventory()
             step = wire.MAX_IDS_PER_FRAME
             for i in range(0, len(ids), step):
                 await wire.write_frame(stream, wire.pack(ids[i : i + step]))
             await wire.write_frame(stream, wire.pack([]))
         elif kind == "have":
             await wire.write_frame(stream, wire.pack([self.store.has(oid) for oid in arg]))
-        elif kind == "sum":
-            count, digest = self.summaries.get(arg)
+        elif kind in ("sum", "psum"):
+            count, digest = self.summaries.get(arg) if kind == "sum" else self.summaries.profiles()
             await wire.write_frame(stream, wire.pack([count, digest]))
         elif kind == "peers":
             addrs = self.peer_addrs() if self.peer_addrs is not None else []
@@ -169,16 +188,35 @@ async def _reset(stream: INetStream) -> None:
         log.debug("resetting stream: %s", e)
 
 
-async def _request(host: IHost, peer: ID, kind: str, arg: Any) -> INetStream:
+async def _request(host: IHost, peer: ID, kind: str, arg: Any, protocol: str = PROTOCOL) -> INetStream:
     from libp2p.custom_types import TProtocol
     from libp2p.exceptions import BaseLibp2pError
 
     try:
-        stream = await host.new_stream(peer, [TProtocol(PROTOCOL)])
-    except BaseLibp2pError as e:  # no connection, or the peer reset the stream mid-negotiation
+        stream = await host.new_stream(peer, [TProtocol(protocol)])
+    except BaseLibp2pError as e:  # no connection, the peer reset the stream, or lacks the protocol
+        if _not_supported(e):
+            raise UnsupportedError(f"the peer does not offer {protocol}") from e
         raise wire.CutError(f"opening a stream: {type(e).__name__}: {e}") from e
     await wire.write_frame(stream, wire.encode_request(kind, arg))
     return stream
+
+
+def _not_supported(error: BaseException | None) -> bool:
+    """Whether libp2p's error (or one it was raised from) says the peer lacks the protocol.
+
+    py-libp2p 0.8.1 (pinned) reports it as a MultiselectClientError "protocols not supported",
+    which the host wraps in a StreamFailure; the message is all that tells it from a cut stream.
+    """
+    from libp2p.protocol_muxer.exceptions import MultiselectClientError, ProtocolNotSupportedError
+
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, ProtocolNotSupportedError) or (
+                isinstance(error, MultiselectClientError) and "not supported" in str(error)):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 async def get_objects(host: IHost, peer: ID, ids: list[bytes],
@@ -223,9 +261,20 @@ async def _get_batch(host: IHost, peer: ID, ids: list[bytes], timeout: float) ->
 async def get_inventory(host: IHost, peer: ID, arena_id: bytes,
                         timeout: float = REQUEST_TIMEOUT_S, max_ids: int = 2_000_000) -> list[bytes]:
     """The ids `peer` holds for an arena, in its dependency order (arena, blobs, proposals, attestations)."""
+    return await _read_ids(host, peer, "inv", arena_id, PROTOCOL, timeout, max_ids)
+
+
+async def get_profile_inventory(host: IHost, peer: ID, timeout: float = REQUEST_TIMEOUT_S,
+                                max_ids: int = 2_000_000) -> list[bytes]:
+    """The ids of the current profile of every key `peer` knows (UnsupportedError: an older peer)."""
+    return await _read_ids(host, peer, "pinv", b"", PROFILES_PROTOCOL, timeout, max_ids)
+
+
+async def _read_ids(host: IHost, peer: ID, kind: str, arg: bytes, protocol: str, timeout: float,
+                    max_ids: int) -> list[bytes]:
     ids: list[bytes] = []
     with trio.fail_after(timeout):
-        stream = await _request(host, peer, "inv", arena_id)
+        stream = await _request(host, peer, kind, arg, protocol)
         try:
             while True:
                 chunk = wire.check_ids(wire.unpack(await wire.read_frame(stream)), wire.MAX_IDS_PER_FRAME)
@@ -241,8 +290,18 @@ async def get_inventory(host: IHost, peer: ID, arena_id: bytes,
 async def get_summary(host: IHost, peer: ID, arena_id: bytes,
                       timeout: float = REQUEST_TIMEOUT_S) -> tuple[int, bytes]:
     """(count, digest) of `peer`'s inventory of an arena."""
+    return await _read_summary(host, peer, "sum", arena_id, PROTOCOL, timeout)
+
+
+async def get_profile_summary(host: IHost, peer: ID, timeout: float = REQUEST_TIMEOUT_S) -> tuple[int, bytes]:
+    """(count, digest) of `peer`'s current profiles (UnsupportedError: an older peer)."""
+    return await _read_summary(host, peer, "psum", b"", PROFILES_PROTOCOL, timeout)
+
+
+async def _read_summary(host: IHost, peer: ID, kind: str, arg: bytes, protocol: str,
+                        timeout: float) -> tuple[int, bytes]:
     with trio.fail_after(timeout):
-        stream = await _request(host, peer, "sum", arena_id)
+        stream = await _request(host, peer, kind, arg, protocol)
         try:
             return wire.decode_summary(await wire.read_frame(stream))
         finally:

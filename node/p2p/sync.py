@@ -7,7 +7,10 @@ empty; sync repairs all three. One round with a peer:
 2. per shared arena, compare (count, digest of the sorted ids); equal -> done;
 3. otherwise fetch its inventory (in its dependency order: arena, blobs,
    proposals parent first, attestations) and pull the missing ids in batches,
-   each object checked against its id and then validated by the store.
+   each object checked against its id and then validated by the store;
+4. the same for profiles, which belong to no arena: compare the summaries of
+   the current profile of every key, and pull the ones this node lacks (a peer
+   whose ratchet predates profiles is skipped, not blamed).
 
 An object whose dependency is not there yet (a peer that lists out of order)
 is retried after the rest; an object that fails validation, or an answer that
@@ -30,7 +33,7 @@ from chain.errors import (
     UnknownParentError,
     UnknownProposalError,
 )
-from chain.objects import Arena, ChainObject
+from chain.objects import Arena, ChainObject, Profile
 from node.p2p import reqresp, wire
 
 if TYPE_CHECKING:
@@ -88,6 +91,7 @@ async def sync_with(host: IHost, store: Store, peer: ID, result: SyncResult | No
         for arena_id in sorted(wanted):
             if store.has(arena_id):
                 await _sync_arena(host, store, peer, arena_id, result, summaries)
+        await _sync_profiles(host, store, peer, result, summaries)
     except wire.PeerGoneError as e:  # the peer died or restarted mid-exchange
         raise SyncError(f"exchange cut short: {e}", peer_fault=False) from e
     except wire.WireError as e:
@@ -124,13 +128,32 @@ async def _sync_arena(host: IHost, store: Store, peer: ID, arena_id: bytes, resu
         await pull(host, store, peer, missing, result)
 
 
-async def pull(host: IHost, store: Store, peer: ID, ids: list[bytes], result: SyncResult) -> None:
-    """Fetch `ids` from `peer` in batches and store them, dependencies first."""
+async def _sync_profiles(host: IHost, store: Store, peer: ID, result: SyncResult,
+                         summaries: reqresp.Summaries) -> None:
+    try:
+        theirs = await reqresp.get_profile_summary(host, peer)
+    except reqresp.UnsupportedError:
+        log.debug("%s predates profiles: not synced", peer)
+        return
+    if theirs == summaries.profiles():
+        return
+    inventory = await reqresp.get_profile_inventory(host, peer)
+    missing = [oid for oid in dict.fromkeys(inventory) if not store.has(oid)]
+    if missing:
+        await pull(host, store, peer, missing, result, only=Profile)
+
+
+async def pull(host: IHost, store: Store, peer: ID, ids: list[bytes], result: SyncResult,
+               only: type[ChainObject] | None = None) -> None:
+    """Fetch `ids` from `peer` in batches and store them, dependencies first (`only`: the one type
+    the peer listed them as)."""
     deferred: list[ChainObject] = []
     for i in range(0, len(ids), PULL_BATCH):
         batch = ids[i : i + PULL_BATCH]
         objs = await reqresp.get_objects(host, peer, batch)
         for obj in objs:
+            if obj is not None and only is not None and not isinstance(obj, only):
+                raise SyncError(f"{obj.hex[:12]} listed as a {only.TYPE} is a {obj.TYPE}", peer_fault=True)
             if obj is None:
                 result.unresolved += 1
             elif not _try_store(store, obj, result):

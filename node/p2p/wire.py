@@ -139,8 +139,9 @@ def check_ids(value: Any, limit: int, what: str = "ids") -> list[bytes]:
 # with a list of booleans; "inv" (arg: arena id) -> frames of id lists, ending with
 # an empty list; "sum" (arg: arena id) -> one frame [count, sha256 of the sorted ids];
 # "arenas" (arg: b"") -> one frame with the list of arena ids held; "peers" (arg: b"")
-# -> one frame with the multiaddrs (text) of the peers it is connected to.
-REQUEST_KINDS = ("get", "have", "inv", "sum", "arenas", "peers")
+# -> one frame with the multiaddrs (text) of the peers it is connected to; "pinv" and
+# "psum" (arg: b"") -> as "inv" and "sum", over the current profile of every key.
+REQUEST_KINDS = ("get", "have", "inv", "sum", "arenas", "peers", "pinv", "psum")
 MAX_PEER_ADDRS = 64
 
 
@@ -177,7 +178,7 @@ def decode_peer_addrs(data: bytes) -> list[str]:
 
 
 # -- gossip messages ----------------------------------------------------------------
-# [kind, payload]: "object" carries one encoded proposal or attestation; "head" carries
+# [kind, payload]: "object" carries one encoded proposal, attestation or profile; "head" carries
 # [arena id, head id, inventory size] so peers that differ can sync; "claim" carries one
 # encoded claim (node/p2p/claims.py, which checks its size and signature).
 GOSSIP_KINDS = ("object", "head", "claim")
