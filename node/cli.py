@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "node": "node.commands.roles:node_cmd",
     "verify": "node.commands.roles:verify_cmd",
     "propose": "node.commands.propose:propose",
+    "profile": "node.commands.profile:profile",
     "status": "node.commands.status:status",
     "serve": "node.commands.serve:serve",
     "contribute": "node.commands.contribute:contribute",

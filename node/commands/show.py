@@ -9,7 +9,7 @@ import click
 from chain.consensus import state_for
 from chain.errors import ChainError
 from chain.metrics import fmt_ubpb
-from chain.objects import Arena, Attestation, Blob, Proposal
+from chain.objects import Arena, Attestation, Blob, Profile, Proposal
 from node.commands.arena import arena_dict
 from node.commands.log import commit_dict
 from node.context import Context
@@ -38,6 +38,12 @@ def show(ctx: Context, object_id: str, no_diff: bool) -> None:
     elif isinstance(obj, Attestation):
         d = attestation_dict(obj)
         ctx.emit(d, _attestation_text(d))
+    elif isinstance(obj, Profile):
+        from node.commands.profile import profile_dict, profile_text
+
+        profiles = store.current_profiles()
+        d = {"type": "profile", **profile_dict(obj, profiles), "current": profiles.get(obj.owner) == obj}
+        ctx.emit(d, profile_text(d) + ("" if d["current"] else "\n(superseded by a newer profile of this key)"))
 
 
 def _show_blob(ctx: Context, blob: Blob) -> None:

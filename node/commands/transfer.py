@@ -26,7 +26,8 @@ MAX_IMPORT_BYTES = 2 * 1024**3
 @click.option("--all-arenas", is_flag=True, help="Export every arena, not just the selected one.")
 @click.pass_obj
 def export_cmd(ctx: Context, output: Path | None, all_arenas: bool) -> None:
-    """Write the arena's objects (arena, scripts, proposals, attestations) as a stream."""
+    """Write the arena's objects (arena, scripts, proposals, attestations) and the profiles held
+    (they belong to no arena) as a stream."""
     store = ctx.store()
     arena_ids = [a.id for a in store.arenas()] if all_arenas else [ctx.arena().id]
     count = 0
@@ -35,8 +36,8 @@ def export_cmd(ctx: Context, output: Path | None, all_arenas: bool) -> None:
     tmp = output.with_name(output.name + ".part") if output else None
     sink = tmp.open("wb") if tmp else sys.stdout.buffer
     try:
-        for arena_id in arena_ids:
-            for chunk in encode_stream(store.iter_objects(arena_id)):
+        for objects in [*(store.iter_objects(a) for a in arena_ids), store.profiles()]:
+            for chunk in encode_stream(objects):
                 sink.write(chunk)
                 count += 1
     finally:
