@@ -35,6 +35,7 @@ def _get(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, 
 def openapi() -> dict[str, Any]:
     from leaderboard.journal import FILTERS as JOURNAL_FILTERS
     from leaderboard.present import CONTRIBUTOR_SORTS, VERIFIER_SORTS
+    from leaderboard.present_teams import TEAM_SORTS
 
     commit_statuses = ["mainline", "all", "accepted", "pending", "rejected", "orphaned"]
     return {
@@ -42,7 +43,8 @@ def openapi() -> dict[str, Any]:
         "info": {"title": "Ratchet leaderboard API", "version": "1",
                  "description": "Read-only view of this node's chain. Metrics are given both as integer "
                                 "micro-bits per byte (*_ubpb) and as exact decimal text (*_bpb); times are "
-                                "unix milliseconds; ids and keys are hex."},
+                                "unix milliseconds; ids and keys are hex. Every person entry carries `profile` "
+                                "(null when the key set none): names prove nothing, the key identifies."},
         "paths": {
             "/api/arenas": _get("Every arena with its head, metric, floor and commit counts"),
             "/api/arenas/{arena}": _get("Overview: summary, chart points, recent activity, top ranks",
@@ -61,9 +63,18 @@ def openapi() -> dict[str, Any]:
                 [_ARENA, {"name": "commit", "in": "path", "required": True, "schema": {"type": "string"},
                           "description": "commit id or unambiguous prefix (4+ hex)"}]),
             "/api/arenas/{arena}/people/{key}": _get(
-                "A person's commits and credit as contributor and verifier, and where they disagreed",
+                "A person's profile (self-reported name, team, URL, look-alikes), commits and credit as "
+                "contributor and verifier, points over time (`history`), compute given, where they disagreed",
                 [_ARENA, {"name": "key", "in": "path", "required": True, "schema": {"type": "string"},
                           "description": "public key, 64 hex characters"}, *_PAGE]),
+            "/api/arenas/{arena}/teams": _get(
+                "Team ranking: points, accepted and rejected commits, verifier checks, compute given, members "
+                "(a team is the keys whose profile names it); `compute_note` says what is measured",
+                [_ARENA, _sort(list(TEAM_SORTS)), *_PAGE]),
+            "/api/arenas/{arena}/teams/{team}": _get(
+                "One team: its totals, members (with profiles), points over time (`history`), members' commits",
+                [_ARENA, {"name": "team", "in": "path", "required": True, "schema": {"type": "string"},
+                          "description": "team id: 16 hex characters (SHA-256 of the team's name)"}, *_PAGE]),
             "/api/arenas/{arena}/journal": _get(
                 "This node's contributor journal on the arena, newest first: what each experiment changed, "
                 "its stages and mean paired gain, decision and reason, the proposal id when proposed; "

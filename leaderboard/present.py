@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain.consensus import PENDING, tally
+from chain.credit import COMPUTE_MEASURED
 from chain.metrics import fmt_ubpb
 from chain.objects import Attestation
+from chain.profiles import team_id
 from leaderboard.errors import BadQueryError
 from leaderboard.journal import PROPOSED, RUNNING, EntryRow, JournalPage
 from leaderboard.snapshot import ArenaView, Check, CommitRow, Snapshot, checks_of
@@ -87,6 +89,29 @@ def short(value: bytes) -> str:
     return value.hex()[:12]
 
 
+COMPUTE_NOTE = {
+    "measured": f"Verifier compute: the {COMPUTE_MEASURED}.",
+    "contributors": "A contributor's own search is not measured by the network: what it knows is their "
+                    "proposals (accepted, rejected, pending) and what checking them cost the verifiers.",
+    "self_reported": "Self-reported, proving nothing: names, teams and URLs, and the hardware and val_bpb an "
+                     "author claims in a proposal. The key is the identity.",
+}
+
+
+def profile_ref(av: ArenaView, key: bytes) -> dict[str, Any] | None:
+    """A key's current profile as every person entry carries it (None: the key set none)."""
+    p = av.profiles.get(key)
+    if p is None:
+        return None
+    return {"name": p.name, "team": p.team or None, "team_id": p.team_id or None, "url": p.url or None,
+            "updated": p.timestamp, "id": p.id.hex(), "name_looks_like": [k.hex()[:12] for k in p.name_looks_like],
+            "team_looks_like": [{"name": t, "id": team_id(t)} for t in p.team_looks_like]}
+
+
+def person_ref(av: ArenaView, key: bytes) -> dict[str, Any]:
+    return {"key": key.hex(), "short": short(key), "profile": profile_ref(av, key)}
+
+
 def title_of(message: str) -> str:
     first = message.strip().splitlines()[0] if message.strip() else ""
     return first[:120] + ("…" if len(first) > 120 else "")
@@ -128,7 +153,7 @@ def commit_row(av: ArenaView, cid: bytes) -> dict[str, Any]:
     return {
         "id": cid.hex(), "short": short(cid), "height": c.height, "status": c.status,
         "reason": c.reason, "title": title_of(c.message), "author": c.author.hex(),
-        "author_short": short(c.author), "timestamp": c.timestamp,
+        "author_short": short(c.author), "author_profile": profile_ref(av, c.author), "timestamp": c.timestamp,
         "val_bpb": bpb(c.metric_ubpb), "val_ubpb": c.metric_ubpb,
         "gain_ubpb": c.gain_ubpb, "gain_bpb": bpb(c.gain_ubpb, signed=True),
         "cumulative_ubpb": c.cumulative_ubpb, "cumulative_bpb": bpb(c.cumulative_ubpb, signed=True),
@@ -164,7 +189,8 @@ def commit_detail(av: ArenaView, cid: bytes, attestations: list[Attestation], di
         "script": p.script.hex(), "on_mainline": cid in set(av.mainline),
         "claim": {"parent_bpb": bpb(p.claim_parent_ubpb), "candidate_bpb": bpb(p.claim_candidate_ubpb),
                   "seeds": list(p.claim_seeds), "hardware": p.claim_hardware},
-        "checks": [check_dict(c, list(t.signed[c.verifier].values())) for c in checks_of(cid, p.status, t)],
+        "checks": [{**check_dict(c, list(t.signed[c.verifier].values())),
+                    "verifier_profile": profile_ref(av, c.verifier)} for c in checks_of(cid, p.status, t)],
         "diff": diff,
     }
 
@@ -198,7 +224,7 @@ def contributors(av: ArenaView, sort: str, paging: Paging) -> dict[str, Any]:
     ordered = sorted(ranked, key=CONTRIBUTOR_SORTS[sort])
     page, meta = paging.slice(ordered)
     items = [{
-        "rank": rank[c.key], "key": c.key.hex(), "short": short(c.key), "points": c.points,
+        "rank": rank[c.key], **person_ref(av, c.key), "points": c.points,
         "accepted": c.accepted, "proposals": c.proposals, "rejected": c.rejected,
         "acceptance_rate": round(c.acceptance_rate, 4), "gain_bpb": bpb(c.gain_ubpb, signed=True),
         "last_seen": c.last_seen_ms,
@@ -212,14 +238,14 @@ def verifiers(av: ArenaView, sort: str, paging: Paging) -> dict[str, Any]:
     ordered = sorted(ranked, key=VERIFIER_SORTS[sort])
     page, meta = paging.slice(ordered)
     items = [{
-        "rank": rank[v.key], "key": v.key.hex(), "short": short(v.key), "points": v.points,
+        "rank": rank[v.key], **person_ref(av, v.key), "points": v.points,
         "checks": v.checks, "agreed": v.agreed, "disagreed": v.disagreed, "pending": v.pending,
         "agreement_rate": None if v.agreement_rate is None else round(v.agreement_rate, 4),
         "compute_ms": v.compute_ms, "hardware": list(v.hardware), "last_seen": v.last_seen_ms,
     } for v in page]
     idle = sorted(set(av.arena.verifiers) - set(rank))
     return {"arena": arena_ref(av), "sort": sort, **meta, "items": items,
-            "idle": [{"key": k.hex(), "short": short(k)} for k in idle]}
+            "idle": [person_ref(av, k) for k in idle]}
 
 
 def person(av: ArenaView, key: bytes, paging: Paging) -> dict[str, Any]:
@@ -229,9 +255,15 @@ def person(av: ArenaView, key: bytes, paging: Paging) -> dict[str, Any]:
     v = av.verifier.get(key)
     checks = av.recent_checks.get(key, [])
     disagreements = av.disagreements.get(key, [])
+    by_status: dict[str, int] = {}
+    for cid in authored:
+        by_status[av.commits[cid].status] = by_status.get(av.commits[cid].status, 0) + 1
     return {
-        "arena": arena_ref(av), "key": key.hex(), "short": short(key),
+        "arena": arena_ref(av), **person_ref(av, key),
         "in_verifier_set": key in set(av.arena.verifiers),
+        "history": history_points(av.history.get(key, [])),
+        "compute": {"verifier_ms": v.compute_ms if v is not None else 0,
+                    "checked_ms": av.checked_ms.get(key, 0), "proposals": by_status, "note": COMPUTE_NOTE},
         "contributor": None if c is None else {
             "rank": av.credit.contributors.index(c) + 1, "points": c.points, "accepted": c.accepted,
             "proposals": c.proposals, "rejected": c.rejected, "acceptance_rate": round(c.acceptance_rate, 4),
@@ -248,6 +280,11 @@ def person(av: ArenaView, key: bytes, paging: Paging) -> dict[str, Any]:
     }
 
 
+def history_points(points: list[tuple[int, int, bytes]]) -> list[dict[str, Any]]:
+    """A history (leaderboard.people.history) as the API gives it and chart.points_svg draws it."""
+    return [{"timestamp": t, "points": n, "id": c.hex(), "short": short(c)} for t, n, c in points]
+
+
 def has_person(av: ArenaView, key: bytes) -> bool:
     return key in av.by_author or key in av.recent_checks or key in set(av.arena.verifiers)
 
@@ -261,7 +298,7 @@ def overview(av: ArenaView, chart: dict[str, Any]) -> dict[str, Any]:
         recent.append({"kind": e.kind, "timestamp": e.timestamp, "commit": e.commit.hex(),
                        "commit_short": short(e.commit), "title": title_of(row.message),
                        "status": row.status, "key": e.key.hex(), "key_short": short(e.key),
-                       "verdict": e.verdict})
+                       "profile": profile_ref(av, e.key), "verdict": e.verdict})
     pending = [c for c in av.newest if av.commits[c].status == PENDING][:10]
     in_flight = [commit_row(av, c) for c in pending]
     top_c = contributors(av, "points", Paging(1, 10))["items"]

@@ -24,6 +24,8 @@ from chain.consensus import STATUSES, ChainState, MeasuredField, Tally, compute_
 from chain.credit import ContributorCredit, Credit, VerifierCredit, credit_from
 from chain.objects import Arena, Attestation, load_trusted
 from chain.store import Store
+from leaderboard import people
+from leaderboard.people import Point, ProfileRow, TeamRow
 
 RECENT_EVENTS = 16
 PERSON_CHECKS = 50
@@ -103,6 +105,11 @@ class ArenaView:
     floor_ubpb: int | None  # the exact loss floor the head's checks measured, if the arena has one
     reference_ubpb: int | None  # the reference script's metric, as the first commits' checks measured it
     status_counts: dict[str, int] = field(default_factory=dict)
+    profiles: dict[bytes, ProfileRow] = field(default_factory=dict)  # every key's current profile (shared)
+    teams: list[TeamRow] = field(default_factory=list)  # ranked (leaderboard.people.teams)
+    history: dict[bytes, list[Point]] = field(default_factory=dict)  # key -> cumulative points over time
+    team_history: dict[str, list[Point]] = field(default_factory=dict)  # team id -> the same
+    checked_ms: dict[bytes, int] = field(default_factory=dict)  # author -> what checking its proposals cost
 
     @property
     def id(self) -> bytes:
@@ -163,19 +170,25 @@ def build_snapshot(store: Store) -> Snapshot:
     """Read everything once (version first, so a concurrent write only makes it conservative)."""
     started = time.perf_counter()
     version = store.data_version()
+    profiles = people.profile_rows(store.current_profiles())
     views = []
     for arena in store.arenas():
         atts = store.attestations(arena.id)
         state = compute_state(arena, store.proposals(arena.id), atts)
-        views.append(build_view(state, atts))
+        views.append(build_view(state, atts, profiles))
     return Snapshot(version, views, (time.perf_counter() - started) * 1000)
 
 
-def build_view(state: ChainState, atts: list[Attestation]) -> ArenaView:
-    """Index one arena's state (pure: tests can build views without a store)."""
+def build_view(state: ChainState, atts: list[Attestation], profiles: dict[bytes, ProfileRow] | None = None
+               ) -> ArenaView:
+    """Index one arena's state with the current profiles (pure: tests can build views without a store)."""
     arena = state.arena
     counted = tallies(arena, state.commits, atts)
     credit = credit_from(state, counted)
+    profiles = profiles if profiles is not None else {}
+    events = people.credit_events(state, counted)
+    checked = people.checked_ms(state, counted)
+    team_rows, team_history = people.teams(credit, profiles, checked, events)
     newest = sorted(state.commits, key=lambda c: (-state.commits[c].proposal.timestamp, c))
     rank = {cid: i for i, cid in enumerate(newest)}
 
@@ -225,7 +238,9 @@ def build_view(state: ChainState, atts: list[Attestation]) -> ArenaView:
         # the reference script's metric as checks of a first commit measured its parent.
         floor_ubpb=_first_measured(counted, mainline or list(state.commits), "floor_ubpb"),
         reference_ubpb=_first_measured(counted, mainline[-1:] + first, "parent_ubpb"),
-        status_counts=counts,
+        status_counts=counts, profiles=profiles, teams=team_rows,
+        history={k: people.history(v) for k, v in events.items()}, team_history=team_history,
+        checked_ms=checked,
     )
 
 

@@ -19,13 +19,15 @@ from aiohttp import web
 
 from chain.consensus import STATUSES
 from chain.errors import ChainError, NotFoundError, StoreError
-from leaderboard import journal, present
+from chain.profiles import TEAM_ID_HEX
+from leaderboard import journal, present, present_teams
 from leaderboard.cache import Rendered
-from leaderboard.chart import chart_data, svg
+from leaderboard.chart import chart_data, points_svg, svg
 from leaderboard.diff import script_diff
 from leaderboard.errors import BadQueryError, JournalUnreadableError, NotHeldError
 from leaderboard.live import events
 from leaderboard.openapi import openapi
+from leaderboard.people import TeamRow
 from leaderboard.snapshot import ArenaView, Snapshot
 from leaderboard.state import LEADERBOARD, Leaderboard
 
@@ -75,6 +77,14 @@ def _key(av: ArenaView, raw: str) -> bytes:
     if not present.has_person(av, key):
         raise NotHeldError("person", raw)
     return key
+
+
+def _team(av: ArenaView, raw: str) -> TeamRow:
+    tid = _hex_arg("team id", raw, TEAM_ID_HEX)
+    found = present_teams.find_team(av, tid) if len(tid) == TEAM_ID_HEX else None
+    if found is None:
+        raise NotHeldError("team", raw)
+    return found
 
 
 def _paging(request: web.Request) -> present.Paging:
@@ -133,7 +143,22 @@ async def commit_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
 
 async def person_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
     av = _arena(request, snap)
-    return present.person(av, _key(av, request.match_info["key"]), _paging(request))
+    key = _key(av, request.match_info["key"])
+    data = present.person(av, key, _paging(request))
+    chart = chart_data(av, only=av.by_author.get(key, []))
+    return {**data, "chart": chart, "svg": {"history": points_svg(data["history"]), **svg(chart)}}
+
+
+async def teams_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
+    av = _arena(request, snap)
+    sort = present.choice_arg("sort", request.query.get("sort"), list(present_teams.TEAM_SORTS), "points")
+    return present_teams.teams(av, sort, _paging(request))
+
+
+async def team_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
+    av = _arena(request, snap)
+    data = present_teams.team(av, _team(av, request.match_info["team"]), _paging(request))
+    return {**data, "svg": {"history": points_svg(data["history"])}}
 
 
 async def journal_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
@@ -299,6 +324,8 @@ PAGES: list[tuple[str, str, View, str, str, Salt | None]] = [
     ("/a/{arena}/verifiers", "/api/arenas/{arena}/verifiers", verifiers_view, "verifiers.html", "verifiers", None),
     ("/a/{arena}/c/{commit}", "/api/arenas/{arena}/commits/{commit}", commit_view, "commit.html", "commits", None),
     ("/a/{arena}/p/{key}", "/api/arenas/{arena}/people/{key}", person_view, "person.html", "person", None),
+    ("/a/{arena}/teams", "/api/arenas/{arena}/teams", teams_view, "teams.html", "teams", None),
+    ("/a/{arena}/t/{team}", "/api/arenas/{arena}/teams/{team}", team_view, "team.html", "teams", None),
     ("/a/{arena}/journal", "/api/arenas/{arena}/journal", journal_view, "journal.html", "journal", _journal_state),
 ]
 

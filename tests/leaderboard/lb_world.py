@@ -13,7 +13,7 @@ from aiohttp import web
 
 from chain.builders import REFERENCE_SCRIPT, key, make_arena, make_attestation, make_proposal
 from chain.keys import SigningKey
-from chain.objects import Arena, Proposal
+from chain.objects import Arena, Profile, Proposal
 from chain.store import Store
 from leaderboard.app import create_app
 from leaderboard.state import Settings
@@ -109,3 +109,26 @@ async def poll(predicate: Callable[[], Awaitable[Any]], timeout: float = 10.0, e
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(every)
+
+
+HOSTILE_NAME = "<img src=x onerror=alert(1)>"  # valid display text: only escaping keeps it text
+HOSTILE_TEAM = "</td><script>alert(2)</script>"
+
+
+def add_profiles(world: World, ts: int = T0) -> dict[str, Profile]:
+    """Names and teams: author 0 "Ada" and verifier 0 "Ada" (the same name: look-alikes), both in
+    Rockets with verifier 1; author 1 a hostile name in a hostile team; verifier 2 in "Rоckets" (a
+    Cyrillic o: a look-alike team)."""
+    made = {
+        "ada": Profile.create(world.authors[0], name="Ada", team="Rockets", url="https://ada.example/",
+                              timestamp=ts),
+        "hostile": Profile.create(world.authors[1], name=HOSTILE_NAME, team=HOSTILE_TEAM, url="",
+                                  timestamp=ts),
+        "ada2": Profile.create(world.verifiers[0], name="Ada", team="Rockets", url="", timestamp=ts),
+        "vera": Profile.create(world.verifiers[1], name="Vera", team="Rockets", url="", timestamp=ts),
+        "cy": Profile.create(world.verifiers[2], name="Cy", team="R\u043eckets", url="", timestamp=ts),
+    }
+    with Store.open(world.home) as s:
+        for p in made.values():
+            s.add(p)
+    return made
