@@ -117,16 +117,20 @@ async def proposals_view(request: web.Request, snap: Snapshot) -> dict[str, Any]
     return present.commits(av, status, _paging(request))
 
 
-async def contributors_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
-    av = _arena(request, snap)
-    sort = present.choice_arg("sort", request.query.get("sort"), list(present.CONTRIBUTOR_SORTS), "points")
-    return present.contributors(av, sort, _paging(request))
+def _ranking(sorts: dict[str, Any], make: Callable[[ArenaView, str, present.Paging], dict[str, Any]]) -> View:
+    """A ranking page's view: `?sort=` one of `sorts` (default points), paged."""
+
+    async def view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
+        av = _arena(request, snap)
+        sort = present.choice_arg("sort", request.query.get("sort"), list(sorts), "points")
+        return make(av, sort, _paging(request))
+
+    return view
 
 
-async def verifiers_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
-    av = _arena(request, snap)
-    sort = present.choice_arg("sort", request.query.get("sort"), list(present.VERIFIER_SORTS), "points")
-    return present.verifiers(av, sort, _paging(request))
+contributors_view = _ranking(present.CONTRIBUTOR_SORTS, present.contributors)
+verifiers_view = _ranking(present.VERIFIER_SORTS, present.verifiers)
+teams_view = _ranking(present_teams.TEAM_SORTS, present_teams.teams)
 
 
 async def commit_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
@@ -147,12 +151,6 @@ async def person_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
     data = present.person(av, key, _paging(request))
     chart = chart_data(av, only=av.by_author.get(key, []))
     return {**data, "chart": chart, "svg": {"history": points_svg(data["history"]), **svg(chart)}}
-
-
-async def teams_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
-    av = _arena(request, snap)
-    sort = present.choice_arg("sort", request.query.get("sort"), list(present_teams.TEAM_SORTS), "points")
-    return present_teams.teams(av, sort, _paging(request))
 
 
 async def team_view(request: web.Request, snap: Snapshot) -> dict[str, Any]:
