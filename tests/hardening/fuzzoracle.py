@@ -22,7 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chain.errors import ChainError
-from chain.objects import Arena, Attestation, Blob, ChainObject, Proposal, decode, decode_stream
+from chain.objects import (
+    Arena,
+    Attestation,
+    Blob,
+    ChainObject,
+    Profile,
+    Proposal,
+    decode,
+    decode_stream,
+)
 from chain.store import DB_NAME, Store
 
 HANG_S = 2.0
@@ -122,11 +131,12 @@ class StoreOracle:
         return tuple(self.db.execute(
             "SELECT (SELECT coalesce(max(seq), 0) FROM objects), (SELECT count(*) FROM objects),"
             " (SELECT count(*) FROM arenas), (SELECT count(*) FROM proposals),"
-            " (SELECT count(*) FROM attestations), (SELECT count(*) FROM blobs)").fetchone())
+            " (SELECT count(*) FROM attestations), (SELECT count(*) FROM blobs),"
+            " (SELECT count(*) FROM profiles)").fetchone())
 
     def admissible(self, obj: ChainObject) -> bool:
         """The store's admission rules, evaluated on the model (not on the store)."""
-        if isinstance(obj, Arena | Blob):
+        if isinstance(obj, Arena | Blob | Profile):  # a profile depends on nothing
             return True
         if isinstance(obj, Proposal):
             parent = self.held.get(obj.parent)
