@@ -220,7 +220,7 @@ class Arena(ChainObject):
         Field("dataset_name", text(64)),
         Field("dataset_sha256", raw(max_len=32), "SHA-256 of the data, or empty if generated per check"),
         Field("dataset_source", text(500)),
-        Field("budget_kind", text(16, r"tokens|seconds")),
+        Field("budget_kind", text(16, r"tokens|seconds|compute")),
         Field("budget_value", integer(1, 10**13)),
         Field("wall_cap_s", integer(1, 7 * 86400)),
         Field("hardware", text(64, r"[a-z0-9:_.\-]+")),

@@ -31,6 +31,7 @@ FIELD_OVERRIDES: dict[str, type] = {
 SETTING_KEYS = frozenset({
     "source", "words", "topics", "train_bytes", "eval_seq_len", "eval_batch", "eval_rows",
     "tolerance", "max_batch_tokens", "max_seq_len", "max_model_bytes", "device", "data_file",
+    "probe_cuts", "splice_bytes",
 })
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-HARNESS_VERSION = "ratchet-harness-1"
+HARNESS_VERSION = "ratchet-harness-2"
+BUDGET_KINDS = ("tokens", "seconds", "compute")
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class HarnessConfig:
     """
 
     source: str
-    budget_kind: str  # "tokens" | "seconds"
+    budget_kind: str  # "tokens" | "seconds" | "compute" (see verify/compute.py)
     budget_value: int
     wall_cap_s: float
     device: str = "cpu"
@@ -28,6 +29,7 @@ class HarnessConfig:
     max_seq_len: int = 8192
     max_model_bytes: int = 1 << 30  # the trained model, pickled, passed to the fresh evaluator
     startup_timeout_s: float = 120.0  # interpreter and torch import (a local property, not the arena's)
+    probe_cuts: int = 3  # lookahead probes per position 0..eval_seq_len-2 (see evaluate.schedule)
     tolerance: float = 2e-4  # max |log-prob difference| allowed between equivalent evaluations
     source_settings: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     data_path: str = ""  # for file-backed sources
