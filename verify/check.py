@@ -1,15 +1,25 @@
 """The paired check: parent and candidate on the same seeds, in the sandbox, with a verdict.
 
 This is the one routine both a verifier (verify.attest) and a contributor's
-local check (node.research.localcheck) run. For each seed the candidate runs
-first, then the parent, back to back on the same machine, under
-model.harness.run_script (which owns the data, the budget, the evaluation and
-the metric). A candidate that fails or cheats on any seed ends the check at
-once with `invalid:<reason>` / `cheat:<reason>`: no parent run is spent on it.
+local check (node.research.localcheck) run, under model.harness.run_script
+(which owns the data, the budget, the evaluation and the metric).
+
+On a `compute` arena (verify.compute) parent and candidate of each seed run
+*concurrently* on this machine, one thread each (half the threads each on a
+bigger machine), started in alternating order, and each waits for the other
+before evaluating; the CPU time each run's process tree used decides the
+candidate's compute class on the first seed (parent and candidate both at
+the parent's class); if the class differs from the parent's, the first seed's
+candidate is run again at its class, and every later seed runs it there and
+must keep it (else `invalid:over_compute`). On other arenas (`tokens`,
+`seconds`: one GPU) the candidate runs first, then the parent, back to back.
+
+A candidate that fails or cheats on any seed ends the check at once with
+`invalid:<reason>` / `cheat:<reason>` (a concurrent parent run is cancelled).
 When every seed is measured, verify.stats.decide gives `improves` or
 `no_gain`. A parent result is reused only from `parent_cache`, keyed by
-(parent script digest, arena id, seed): the same parent, arena and seed
-recur, or it is run again; a failed parent run is never cached.
+(parent script digest, arena id, seed, tokens); a failed parent run is never
+cached.
 
 `Hooks` let a caller stop a check early without changing what is measured:
 `should_abort` (asked before and after every run; a reason raises
@@ -29,28 +39,42 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chain.metrics import to_ubpb
 from chain.objects import Arena
+from verify import compute
+from verify.compute import GENESIS, Position
 from verify.errors import CheckAborted, HarnessMismatchError, NoSandboxError
 from verify.stats import Decision, decide
 
 if TYPE_CHECKING:
-    from model.harness import Launcher, RunResult
+    from model.harness import HarnessConfig, Launcher, RunResult
 
 FLAG_UNSAFE = "unsafe_no_sandbox"
 FLAG_PARENT_FAILED = "parent_failed"
 UNSAFE_WARNING = ("WARNING: --unsafe-no-sandbox: running an untrusted training script WITHOUT a "
                   "sandbox; it can read and change anything this user can")
 
-# (parent script sha256, arena id, seed) -> (val_bpb ubpb, floor ubpb or None)
-ParentCache = MutableMapping[tuple[bytes, bytes, int], tuple[int, int | None]]
+# (parent script sha256, arena id, seed, tokens) -> a measured parent Run
+ParentCache = MutableMapping[tuple[bytes, bytes, int, int], "Run"]
 # progress(role, seed_index, done, total): role "parent" | "candidate"; done/total in budget units
 Progress = Callable[[str, int, int, int], None]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one measured run gives the check: the metric, and what it consumed."""
+
+    ubpb: int
+    floor_ubpb: int | None
+    tokens: int
+    cpu_ms: int  # CPU time of the trainer's process tree (model.harness.cpuclock)
 
 
 @dataclass(frozen=True)
@@ -58,13 +82,24 @@ class Pair:
     """One seed, measured on both scripts."""
 
     seed: int
-    parent_ubpb: int
-    candidate_ubpb: int
-    floor_ubpb: int | None
+    parent: Run
+    candidate: Run
+
+    @property
+    def parent_ubpb(self) -> int:
+        return self.parent.ubpb
+
+    @property
+    def candidate_ubpb(self) -> int:
+        return self.candidate.ubpb
+
+    @property
+    def floor_ubpb(self) -> int | None:
+        return self.candidate.floor_ubpb if self.candidate.floor_ubpb is not None else self.parent.floor_ubpb
 
     @property
     def gain_ubpb(self) -> int:
-        return self.parent_ubpb - self.candidate_ubpb
+        return self.parent.ubpb - self.candidate.ubpb
 
 
 def _no_reason(*_: object) -> str | None:
@@ -94,10 +129,23 @@ class CheckResult:
     train_s: float = 0.0  # seconds of training contained in the check (both scripts)
     runs: int = 0  # worker runs actually started (parent cache hits excluded)
     pairs: tuple[Pair, ...] = ()  # every seed measured on both scripts, also when the check ended early
+    position: Position = GENESIS  # the candidate's compute class and drift (verify.compute)
 
     @property
     def measured(self) -> bool:
         return self.decision is not None
+
+    def spent(self, role: str, what: str) -> list[int]:
+        """Per seed, `tokens` or `cpu_ms` of `role` ("parent" | "candidate"); empty unless all measured."""
+        if not self.measured:
+            return []
+        return [getattr(getattr(q, role), what) for q in self.pairs]
+
+    @property
+    def compute_ratio(self) -> float | None:
+        """Candidate CPU time over parent CPU time, summed over the seeds (None if not measured)."""
+        p, c = sum(q.parent.cpu_ms for q in self.pairs), sum(q.candidate.cpu_ms for q in self.pairs)
+        return c / p if self.pairs and p > 0 else None
 
 
 def make_launcher(unsafe_no_sandbox: bool, device: str = "cpu") -> Launcher:
@@ -118,102 +166,241 @@ def make_launcher(unsafe_no_sandbox: bool, device: str = "cpu") -> Launcher:
 def run_check(parent_script: bytes, candidate_script: bytes, arena: Arena, seeds: list[int], *,
               unsafe_no_sandbox: bool = False, threads: int = 2, progress: Progress | None = None,
               parent_cache: ParentCache | None = None, launcher: Launcher | None = None,
-              hooks: Hooks | None = None) -> CheckResult:
+              hooks: Hooks | None = None, parent_position: Position = GENESIS) -> CheckResult:
     """Check `candidate_script` against `parent_script` on `seeds` under `arena` (see module doc).
 
-    `launcher` replaces the default sandbox (tests pass one with tighter limits).
+    `parent_position` is the parent commit's compute class and drift (the
+    chain's record; the genesis for the arena's own script). `launcher`
+    replaces the default sandbox (tests pass one with tighter limits).
     Raises NoSandboxError / HarnessMismatchError when this machine cannot check
     at all, CheckAborted when hooks.should_abort says so; every fault of the
     candidate is a verdict instead.
     """
     from model.arenas import harness_config
-    from model.harness import HARNESS_VERSION, run_script
+    from model.harness import HARNESS_VERSION
 
     start = time.monotonic()
     seeds = [int(s) for s in seeds]
     if arena.harness != HARNESS_VERSION:
         raise HarnessMismatchError(arena.harness, HARNESS_VERSION)
-    hooks = hooks or Hooks()
     config = harness_config(arena)
     if launcher is None:
         launcher = make_launcher(unsafe_no_sandbox, config.device)
-    acc = _Acc(seeds, [FLAG_UNSAFE] if unsafe_no_sandbox else [], start)
+    check = _Check(arena, config, launcher, seeds, threads, progress, hooks or Hooks(),
+                   parent_cache if parent_cache is not None else {}, parent_position,
+                   [FLAG_UNSAFE] if unsafe_no_sandbox else [], start)
     if len(candidate_script) > arena.max_script_bytes:
-        return acc.fail("invalid:script_too_large",
-                        f"script of {len(candidate_script)} bytes; the arena allows {arena.max_script_bytes}")
-    parent_key = hashlib.sha256(parent_script).digest()
-    cache: ParentCache = parent_cache if parent_cache is not None else {}
-
-    def run(role: str, index: int, script: bytes, seed: int) -> RunResult:
-        why = hooks.should_abort()
-        if why:
-            raise CheckAborted(why, acc.fail(f"aborted:{why}", ""))
-        cb = (lambda done, total: progress(role, index, done, total)) if progress else None
-        r = run_script(script, config, seed, launcher=launcher, threads=threads, progress=cb)
-        acc.train_s += r.train_s
-        acc.runs += 1
-        why = hooks.should_abort()  # a run cut short by Ctrl-C or a new head says nothing of the script
-        if why:
-            raise CheckAborted(why, acc.fail(f"aborted:{why}", ""))
-        return r
-
-    for i, seed in enumerate(seeds):
-        c = run("candidate", i, candidate_script, seed)
-        if not _measured(c):
-            status = c.status if c.status in ("invalid", "cheat") else "invalid"
-            return acc.fail(f"{status}:{c.reason or 'unknown'}", f"seed {seed}: {c.detail}")
-        key = (parent_key, arena.id, seed)
-        if key in cache:
-            p_ubpb, p_floor = cache[key]
-            if progress:
-                progress("parent", i, 1, 1)
-        else:
-            p = run("parent", i, parent_script, seed)
-            if not _measured(p):
-                acc.flags.append(FLAG_PARENT_FAILED)
-                return acc.fail(f"invalid:parent_{p.reason or 'failed'}",
-                                f"the parent script fails on this machine, seed {seed}: {p.detail}")
-            p_ubpb = to_ubpb(p.val_bpb)  # type: ignore[arg-type] # _measured: not None
-            p_floor = to_ubpb(p.floor_bpb) if p.floor_bpb is not None else None
-            cache[key] = (p_ubpb, p_floor)
-        floor = to_ubpb(c.floor_bpb) if c.floor_bpb is not None else p_floor
-        pair = Pair(seed, p_ubpb, to_ubpb(c.val_bpb), floor)  # type: ignore[arg-type]
-        acc.pairs.append(pair)
-        hooks.on_pair(i, pair)
-        if i + 1 < len(seeds):
-            why = hooks.stop_early([q.gain_ubpb for q in acc.pairs])
-            if why:
-                return acc.fail("no_gain", why)
-    parent = [q.parent_ubpb for q in acc.pairs]
-    d = decide(parent, [q.candidate_ubpb for q in acc.pairs], arena.margin_ubpb)
-    summary = (f"mean paired gain {d.mean_gain:+.0f} ubpb (stderr {d.stderr:.0f}, 95% lower bound "
-               f"{d.lower_bound:+.0f}) against a margin of {arena.margin_ubpb} ubpb over {d.n} seeds")
-    return acc.done(d, summary)
+        return check.fail("invalid:script_too_large",
+                          f"script of {len(candidate_script)} bytes; the arena allows {arena.max_script_bytes}")
+    return check.execute(parent_script, candidate_script)
 
 
 def _measured(r: RunResult) -> bool:
     return r.ok and r.val_bpb is not None and math.isfinite(r.val_bpb)
 
 
+def _as_run(r: RunResult) -> Run:
+    return Run(to_ubpb(r.val_bpb), to_ubpb(r.floor_bpb) if r.floor_bpb is not None else None,  # type: ignore[arg-type]
+               r.tokens, int(r.cpu_s * 1000))
+
+
+class _Verdict(Exception):  # noqa: N818 - internal control flow: the check ends with this result
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.verdict)
+        self.result = result
+
+
+class _Rendezvous:
+    """Two runs meet after training: neither evaluates (uncharged) while the other still trains."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.cond = threading.Condition()
+        self.arrived = 0
+        self.limit_s = limit_s
+
+    def arrive(self) -> None:
+        with self.cond:
+            self.arrived += 1
+            self.cond.notify_all()
+            self.cond.wait_for(lambda: self.arrived >= 2, timeout=self.limit_s)
+
+    def leave(self) -> None:
+        with self.cond:
+            self.arrived = max(self.arrived, 2)
+            self.cond.notify_all()
+
+
 @dataclass
-class _Acc:
+class _Check:
+    arena: Arena
+    config: HarnessConfig
+    launcher: Launcher
     seeds: list[int]
+    threads: int
+    progress: Progress | None
+    hooks: Hooks
+    cache: ParentCache
+    parent_pos: Position
     flags: list[str]
     start: float
     pairs: list[Pair] = field(default_factory=list)
     train_s: float = 0.0
     runs: int = 0
+    rels: list[float] = field(default_factory=list)
+    position: Position = GENESIS
 
+    @property
+    def paired(self) -> bool:
+        return self.config.budget_kind == "compute"
+
+    # -- results ---------------------------------------------------------------
     def _wall_ms(self) -> int:
         return int((time.monotonic() - self.start) * 1000)
 
     def fail(self, verdict: str, detail: str) -> CheckResult:
         return CheckResult(verdict, self.seeds, [], [], [], self._wall_ms(), sorted(set(self.flags)),
-                           detail, None, self.train_s, self.runs, tuple(self.pairs))
+                           detail, None, self.train_s, self.runs, tuple(self.pairs), self.position)
 
     def done(self, d: Decision, summary: str) -> CheckResult:
         floors = [q.floor_ubpb for q in self.pairs if q.floor_ubpb is not None]
         return CheckResult(d.verdict, self.seeds, [q.parent_ubpb for q in self.pairs],
                            [q.candidate_ubpb for q in self.pairs],
-                           floors if len(floors) == len(self.seeds) else [], self._wall_ms(),
-                           sorted(set(self.flags)), summary, d, self.train_s, self.runs, tuple(self.pairs))
+                           floors if len(floors) == len(self.seeds) else [], self._wall_ms(),  # type: ignore[misc]
+                           sorted(set(self.flags)), summary, d, self.train_s, self.runs, tuple(self.pairs),
+                           self.position)
+
+    # -- runs ------------------------------------------------------------------
+    def _abort_if_asked(self) -> None:
+        why = self.hooks.should_abort()
+        if why:
+            raise CheckAborted(why, self.fail(f"aborted:{why}", ""))
+
+    def _run(self, role: str, index: int, script: bytes, seed: int, tokens: int | None, threads: int,
+             after_train: Callable[[], None] | None = None,
+             cancel: Callable[[], bool] | None = None) -> RunResult:
+        from model.harness import run_script
+
+        progress = self.progress
+        cb = (lambda done, total: progress(role, index, done, total)) if progress else None
+        r = run_script(script, self.config, seed, launcher=self.launcher, threads=threads, progress=cb,
+                       tokens=tokens, after_train=after_train, cancel=cancel)
+        self.train_s += r.train_s
+        self.runs += 1
+        return r
+
+    def _candidate_failed(self, c: RunResult, seed: int) -> _Verdict:
+        status = c.status if c.status in ("invalid", "cheat") else "invalid"
+        return _Verdict(self.fail(f"{status}:{c.reason or 'unknown'}", f"seed {seed}: {c.detail}"))
+
+    def _parent_run(self, p: RunResult, key: tuple[bytes, bytes, int, int], seed: int) -> Run:
+        if not _measured(p):
+            self.flags.append(FLAG_PARENT_FAILED)
+            raise _Verdict(self.fail(f"invalid:parent_{p.reason or 'failed'}",
+                                     f"the parent script fails on this machine, seed {seed}: {p.detail}"))
+        run = _as_run(p)
+        self.cache[key] = run
+        return run
+
+    def _seed(self, index: int, seed: int, parent: bytes, candidate: bytes, key: bytes,
+              p_tokens: int | None, c_tokens: int | None) -> tuple[Run, Run]:
+        """Parent and candidate of one seed: concurrently on compute arenas, else candidate first."""
+        ck = (key, self.arena.id, seed, p_tokens or 0)
+        cached = self.cache.get(ck)
+        self._abort_if_asked()
+        if cached is not None and self.progress:
+            self.progress("parent", index, 1, 1)
+        if not self.paired or cached is not None:
+            c = self._run("candidate", index, candidate, seed, c_tokens, self.threads)
+            self._abort_if_asked()
+            if not _measured(c):
+                raise self._candidate_failed(c, seed)
+            if cached is not None:
+                return cached, _as_run(c)
+            p = self._run("parent", index, parent, seed, p_tokens, self.threads)
+            self._abort_if_asked()
+            return self._parent_run(p, ck, seed), _as_run(c)
+        each = max(1, self.threads // 2)
+        meet = _Rendezvous(self.config.wall_cap_s + self.config.startup_timeout_s)
+        stop = threading.Event()
+
+        def job(role: str, script: bytes, tokens: int | None) -> RunResult:
+            try:
+                r = self._run(role, index, script, seed, tokens, each, meet.arrive, stop.is_set)
+            finally:
+                meet.leave()
+            if role == "candidate" and not _measured(r):
+                stop.set()  # the parent's run says nothing more: end it
+            return r
+
+        jobs = [("parent", parent, p_tokens), ("candidate", candidate, c_tokens)]
+        if index % 2:
+            jobs.reverse()  # alternate which one starts first
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {role: pool.submit(job, role, script, tokens) for role, script, tokens in jobs}
+            c, p = futures["candidate"].result(), futures["parent"].result()
+        self._abort_if_asked()
+        if not _measured(c):
+            raise self._candidate_failed(c, seed)
+        return self._parent_run(p, ck, seed), _as_run(c)
+
+    def _classify(self, index: int, seed: int, parent: bytes, candidate: bytes, key: bytes, p_run: Run,
+                  c_run: Run, klass: int | None) -> tuple[Run, int]:
+        """The candidate's class from this seed's pair (first seed) or the check that it keeps it."""
+        rel = compute.relative(max(p_run.cpu_ms, 1) / 1000, p_run.tokens, max(c_run.cpu_ms, 1) / 1000,
+                               max(c_run.tokens, 1))
+        self.rels.append(rel)
+        if klass is None:
+            klass = compute.class_for(self.parent_pos, rel)
+            if klass < compute.K_MIN:
+                raise _Verdict(self.fail("invalid:over_compute", f"seed {seed}: {compute.over_detail(rel)}"))
+            if klass != self.parent_pos.klass:
+                tokens = compute.tokens_at(self.arena.budget_value, klass)
+                self._abort_if_asked()
+                c = self._run("candidate", index, candidate, seed, tokens, max(1, self.threads // 2))
+                self._abort_if_asked()
+                if not _measured(c):
+                    raise self._candidate_failed(c, seed)
+                c_run = _as_run(c)
+                self._keeps(seed, p_run, c_run, klass)
+            return c_run, klass
+        self._keeps(seed, p_run, c_run, klass)
+        return c_run, klass
+
+    def _keeps(self, seed: int, p_run: Run, c_run: Run, klass: int) -> None:
+        rel = compute.relative(max(p_run.cpu_ms, 1) / 1000, p_run.tokens, max(c_run.cpu_ms, 1) / 1000,
+                               max(c_run.tokens, 1))
+        if not compute.keeps_class(self.parent_pos, klass, rel):
+            raise _Verdict(self.fail(
+                "invalid:over_compute",
+                f"seed {seed}: the candidate was classed {klass:+d} (parent {self.parent_pos.klass:+d}) but "
+                f"then used {compute.STEP ** -rel:.2f}x the parent's CPU time per token"))
+
+    def execute(self, parent: bytes, candidate: bytes) -> CheckResult:
+        key = hashlib.sha256(parent).digest()
+        base = self.arena.budget_value
+        p_tokens = compute.tokens_at(base, self.parent_pos.klass) if self.paired else None
+        klass: int | None = None if self.paired else 0
+        try:
+            for i, seed in enumerate(self.seeds):
+                c_tokens = p_tokens if klass is None or not self.paired else compute.tokens_at(base, klass)
+                p_run, c_run = self._seed(i, seed, parent, candidate, key, p_tokens, c_tokens)
+                if self.paired:
+                    c_run, klass = self._classify(i, seed, parent, candidate, key, p_run, c_run, klass)
+                    self.position = compute.position_after(self.parent_pos, klass, self.rels)
+                pair = Pair(seed, p_run, c_run)
+                self.pairs.append(pair)
+                self.hooks.on_pair(i, pair)
+                if i + 1 < len(self.seeds):
+                    why = self.hooks.stop_early([q.gain_ubpb for q in self.pairs])
+                    if why:
+                        return self.fail("no_gain", why)
+        except _Verdict as v:
+            return v.result
+        d = decide([q.parent_ubpb for q in self.pairs], [q.candidate_ubpb for q in self.pairs],
+                   self.arena.margin_ubpb)
+        summary = (f"mean paired gain {d.mean_gain:+.0f} ubpb (stderr {d.stderr:.0f}, 95% lower bound "
+                   f"{d.lower_bound:+.0f}) against a margin of {self.arena.margin_ubpb} ubpb over {d.n} seeds")
+        if self.paired:
+            summary += (f"; compute class {self.position.klass:+d} (parent {self.parent_pos.klass:+d}), "
+                        f"candidate/parent CPU per token {compute.STEP ** -self.rels[0]:.3f}")
+        return self.done(d, summary)

@@ -25,6 +25,7 @@ import numpy as np
 from model.errors import WorkerStartError
 from model.harness import wire
 from model.harness.config import HarnessConfig
+from model.harness.cpuclock import TreeClock
 from model.harness.evaluate import VOCAB, CallSpec, EvalFailure, Scorer, inputs, schedule
 from model.harness.launch import DirectLauncher, Launcher
 from model.sources import Data, draw, rng, source_key
@@ -51,6 +52,7 @@ class RunResult:
     params: int
     startup_s: float = 0.0  # start until the script was imported (worker start, torch import, data draw)
     eval_s: float = 0.0  # the evaluation calls and scoring
+    cpu_s: float = 0.0  # CPU time of the trainer's whole process tree, from torch imported to training done
 
     @property
     def ok(self) -> bool:
@@ -90,8 +92,19 @@ def worker_env(workdir: Path) -> dict[str, str]:
 
 
 def run_script(script: bytes, config: HarnessConfig, seed: int, *, launcher: Launcher | None = None,
-               threads: int = 2, progress: Callable[[int, int], None] | None = None) -> RunResult:
-    """Train `script` on the data of `seed` under `config`; never raises for the script's faults."""
+               threads: int = 2, progress: Callable[[int, int], None] | None = None,
+               tokens: int | None = None, after_train: Callable[[], None] | None = None,
+               cancel: Callable[[], bool] | None = None) -> RunResult:
+    """Train `script` on the data of `seed` under `config`; never raises for the script's faults.
+
+    `tokens` replaces the budget of a `tokens` or `compute` arena (the token
+    count of the run's compute class, verify.compute); `after_train` is called
+    once training ended and before the CPU time is read and evaluation starts
+    (a paired check waits there for the other run: verify.check); `cancel`,
+    polled at every batch, ends the run early as invalid:cancelled.
+    """
+    if tokens is not None and config.budget_kind == "seconds":
+        raise ValueError("a token count applies to a tokens or compute budget, not seconds")
     start = time.monotonic()
     key = source_key(config, seed)
     ready: Data | None = None
@@ -105,6 +118,8 @@ def run_script(script: bytes, config: HarnessConfig, seed: int, *, launcher: Lau
     with tempfile.TemporaryDirectory(prefix="ratchet-run-") as tmp:
         run = _Run(config, key, data, launcher or DirectLauncher(), threads, progress, start,
                    Path(tmp), script)
+        run.token_budget = tokens if tokens is not None else config.budget_value
+        run.after_train, run.cancel = after_train, cancel
         return run.execute()
 
 
@@ -161,6 +176,11 @@ class _Run:
         self.ready_at: float | None = None
         self.eval_end: float | None = None
         self.workers: list[_Worker] = []
+        self.token_budget = config.budget_value
+        self.after_train: Callable[[], None] | None = None
+        self.cancel: Callable[[], bool] | None = None
+        self.clock: TreeClock | None = None
+        self.cpu_s = 0.0
         self.current: _Worker | None = None  # the worker being talked to (whose death a failure is)
         seed = int.from_bytes(rng.subkey(key, "batches"), "little")
         self.batches = np.random.Generator(np.random.PCG64(seed))
@@ -196,7 +216,8 @@ class _Run:
     # -- the conversation ----------------------------------------------------
     def _conf(self) -> bytes:
         conf = {"threads": self.threads, "device": self.c.device, "eval_seq_len": self.c.eval_seq_len,
-                "budget_kind": self.c.budget_kind, "budget_value": self.c.budget_value,
+                "budget_kind": self.c.budget_kind,
+                "budget_value": self.c.budget_value if self.c.budget_kind == "seconds" else self.token_budget,
                 "init_seed": int.from_bytes(rng.subkey(self.key, "init")[:4], "little")}
         return json.dumps(conf).encode()
 
@@ -219,6 +240,11 @@ class _Run:
         self._recv(trainer, {wire.REDY: 0})
         self.ready_at = time.monotonic()
         self._train(trainer)
+        if self.after_train is not None:
+            self.after_train()
+        # Charged: everything the trainer's process tree ran from torch imported until now
+        # (the script's import, model building, training, any work left running in the background).
+        self.cpu_s = self.clock.read() if self.clock is not None else 0.0
         scored, probes = schedule(self.c.eval_rows, self.c.eval_batch, self.c.eval_seq_len, self.key)
         scorer = Scorer.for_probes(self.data.val, self.c.eval_seq_len, self.c.tolerance, probes)
         self._calls(trainer, scored, scorer)
@@ -252,6 +278,8 @@ class _Run:
         self._configure(w, deadline)
         self._data = self._draw()
         self._await_helo(w, deadline)
+        self.clock = TreeClock(w.proc.pid)
+        self.clock.start()
         # The script's wall-clock cap starts now: a slow interpreter start is not its fault.
         self.deadline = time.monotonic() + self.c.wall_cap_s
 
@@ -271,6 +299,7 @@ class _Run:
         c = self.c
         train = self.data.train
         budget_s = c.budget_value if c.budget_kind == "seconds" else None
+        limit = self.token_budget
         while True:
             tag, payload = self._recv(w, {wire.NEXT: wire.SHAPE2.size,
                                           wire.MODL: wire.COUNT.size + c.max_model_bytes})
@@ -290,8 +319,10 @@ class _Run:
                             f"batch ({b}, {t}) outside 1 <= T <= {c.max_seq_len}, B*T <= {c.max_batch_tokens}")
             if self.train_start is None:
                 self.train_start = now
+            if self.cancel is not None and self.cancel():
+                raise _Fail("invalid", "cancelled", "the check no longer needs this run")
             if budget_s is None:
-                closed = self.tokens + b * t > c.budget_value
+                closed = self.tokens + b * t > limit
             else:
                 closed = now - self.train_start >= budget_s
             if closed:
@@ -303,7 +334,7 @@ class _Run:
             self.tokens += b * t
             if self.progress is not None:
                 if budget_s is None:
-                    self.progress(self.tokens, c.budget_value)
+                    self.progress(self.tokens, limit)
                 else:
                     self.progress(min(int(now - self.train_start), budget_s), budget_s)
 
@@ -348,8 +379,9 @@ class _Run:
         floor = self._data.floor_bpb if self._data is not None else None
         startup = (self.ready_at or self.start) - self.start
         evals = self.eval_end - self.train_end if self.eval_end and self.train_end else 0.0
+        cpu = self.cpu_s or (self.clock.last - (self.clock.base or 0.0) if self.clock is not None else 0.0)
         return RunResult(status, reason, text[-DETAIL_CHARS:], val_bpb, floor, self.tokens, train_s,
-                         time.monotonic() - self.start, int(self.params), startup, evals)
+                         time.monotonic() - self.start, int(self.params), startup, evals, cpu)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

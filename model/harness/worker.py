@@ -48,13 +48,13 @@ class Feed:
 
     @property
     def budget_tokens(self) -> int | None:
-        return self.budget_value if self.budget_kind == "tokens" else None
+        return None if self.budget_kind == "seconds" else self.budget_value
 
     def progress(self) -> float:
         """Fraction of the budget spent so far (tokens, or seconds since the first batch)."""
         if self.closed:
             return 1.0
-        if self.budget_kind == "tokens":
+        if self.budget_kind != "seconds":
             return min(1.0, self.tokens_seen / self.budget_value)
         if self._start is None:
             return 0.0
@@ -169,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(int(conf["threads"]))
     torch.manual_seed(int(conf["init_seed"]))
     wire.send(resp, wire.HELO)
+    if args.eval:
+        # Nothing of the script runs here before the trained model arrives: the fresh evaluator's
+        # CPU time is not charged to the script's compute, so it must stay idle while others train.
+        return serve_probes(cmd, resp, args.script, conf, torch)
     try:
         source = open(args.script, "rb").read()
         compile(source, "train.py", "exec")
@@ -181,8 +185,6 @@ def main(argv: list[str] | None = None) -> int:
         fail(resp, "import_error", tail_traceback())
         return 1
     feed = Feed((cmd, resp), conf, torch)
-    if args.eval:
-        return serve_probes(cmd, resp, feed, torch)
     train = getattr(module, "train", None)
     if not callable(train):
         fail(resp, "missing_train", "the script defines no train(feed) function")
@@ -215,11 +217,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def serve_probes(cmd: int, resp: int, feed: Feed, torch: Any) -> int:
-    """The fresh worker: the trained model arrives as bytes; it answers evaluation calls."""
+def serve_probes(cmd: int, resp: int, script: str, conf: dict[str, Any], torch: Any) -> int:
+    """The fresh worker: the trained model arrives as bytes, then the script is imported (its
+    classes unpickle the model) and it answers evaluation calls."""
     tag, payload = wire.recv(cmd)
     if tag != wire.MODB:
         return 2
+    try:
+        load_script(script)
+    except BaseException:  # noqa: B036 - the trainer imported it already; a failure here is its verdict
+        fail(resp, "import_error", tail_traceback())
+        return 1
+    feed = Feed((cmd, resp), conf, torch)
     try:
         model = torch.load(io.BytesIO(payload), map_location=feed.device, weights_only=False)
     except Exception:  # the script's pickled objects fail to load: its verdict
