@@ -45,6 +45,8 @@ class CommitInfo:
     gain_ubpb: int  # low median of the quorum's mean paired gains; 0 unless accepted
     cumulative_ubpb: int  # sum of gain_ubpb over the accepted ancestry, itself included
     metric_ubpb: int | None = None  # low median of the quorum's mean candidate metric
+    compute_class: int = 0  # low median of the quorum's compute classes (verify.compute)
+    compute_x_milli: int = 0  # low median of the quorum's drift measurements
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,16 @@ class ChainState:
             out.append(cur.id)
             cur = self.commits.get(cur.proposal.parent)
         return out
+
+    def compute_position(self, commit_id: bytes) -> tuple[int, int]:
+        """(compute class, drift in 1/1000 classes) a child of this commit is checked against.
+
+        The arena itself (the genesis script) is (0, 0); so is a commit not accepted here.
+        """
+        info = self.commits.get(commit_id)
+        if info is None or info.status != ACCEPTED:
+            return (0, 0)
+        return (info.compute_class, info.compute_x_milli)
 
     def head_metric_ubpb(self) -> int | None:
         """The head's metric as its quorum measured it (None while the head is the arena)."""
@@ -98,6 +110,14 @@ class Tally:
     def metric_ubpb(self) -> int | None:
         """Low median of the improves voters' mean candidate metric."""
         return median_mean(a.candidate_ubpb for a in self.improving)
+
+    @property
+    def compute_position(self) -> tuple[int, int]:
+        """Low medians of the improves voters' compute class and drift ((0, 0) without any)."""
+        if not self.improving:
+            return (0, 0)
+        return (low_median(a.compute_class for a in self.improving),
+                low_median(a.compute_x_milli for a in self.improving))
 
     def measured(self, field: MeasuredField) -> int | None:
         """Low median of every signed attestation's mean of that measurement (None if none has it)."""
@@ -191,8 +211,10 @@ def compute_state(
             against = len(votes) - improves
             gain = cumulative = 0
             metric: int | None = None
+            position = (0, 0)
             if improves >= quorum:
                 metric = t.metric_ubpb
+                position = t.compute_position
                 if parent_ok:
                     status = ACCEPTED
                     reason = f"{improves} of {n} verifiers confirmed (quorum {quorum})"
@@ -209,7 +231,7 @@ def compute_state(
                 reason = f"{improves} of {quorum} improves votes so far ({len(votes)} of {n} verifiers voted)"
                 if not parent_ok:
                     reason += f"; its parent is {parent.status}"  # type: ignore[union-attr]
-            info = CommitInfo(cid, p, height, status, reason, votes, gain, cumulative, metric)
+            info = CommitInfo(cid, p, height, status, reason, votes, gain, cumulative, metric, *position)
             commits[cid] = info
             if status == ACCEPTED:
                 accepted.add(cid)

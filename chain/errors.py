@@ -158,6 +158,16 @@ class CorruptBlobError(StoreError):
         self.blob_id, self.found = blob_id, found
 
 
+class OldObjectError(StoreError):
+    """A stored object of a version this ratchet no longer reads (the store predates a format change)."""
+
+    def __init__(self, object_id: str, problem: str) -> None:
+        super().__init__(f"stored object {object_id} was written by an older ratchet ({problem}); this store "
+                         "predates the current object formats: start a new one (another --home, or "
+                         "`ratchet demo --fresh`)")
+        self.object_id, self.problem = object_id, problem
+
+
 class CorruptObjectError(StoreError):
     """A stored row that no longer decodes to the object it names (disk damage, manual edits)."""
 

@@ -51,6 +51,7 @@ _id32 = raw(ID_SIZE)
 _sig = raw(keys.SIGNATURE_SIZE)
 _ubpb = integer(-(10**9), 10**9)
 _seed = integer(0, 2**31 - 1)
+_count = integer(0, 10**13)
 
 
 def itemgetter_value(index: int) -> Any:
@@ -284,7 +285,9 @@ class Attestation(ChainObject):
     """A verifier's signed measurement of one proposal, and its verdict."""
 
     TYPE = "attestation"
+    VERSION = 2  # 2: what each run consumed (tokens, CPU time) and the compute class
     SIGNER = "verifier"
+    SPENT = ("parent_tokens", "candidate_tokens", "parent_cpu_ms", "candidate_cpu_ms")
     FIELDS = (
         Field("proposal", _id32),
         Field("arena", _id32),
@@ -293,6 +296,12 @@ class Attestation(ChainObject):
         Field("parent_ubpb", seq(_ubpb, MAX_SEEDS), "per seed, as measured"),
         Field("candidate_ubpb", seq(_ubpb, MAX_SEEDS)),
         Field("floor_ubpb", seq(_ubpb, MAX_SEEDS), "per seed, where the arena has an exact floor"),
+        Field("parent_tokens", seq(_count, MAX_SEEDS), "per seed, training tokens the parent consumed"),
+        Field("candidate_tokens", seq(_count, MAX_SEEDS)),
+        Field("parent_cpu_ms", seq(_count, MAX_SEEDS), "per seed, CPU time of the parent's training process tree"),
+        Field("candidate_cpu_ms", seq(_count, MAX_SEEDS)),
+        Field("compute_class", integer(-64, 64), "the candidate's compute class (verify.compute); 0 elsewhere"),
+        Field("compute_x_milli", integer(-(10**7), 10**7), "its drift against the genesis, in 1/1000 classes"),
         Field("hardware", text(64)),
         Field("harness", text(64)),
         Field("verdict", text(200, VERDICT_PATTERN)),
@@ -305,13 +314,28 @@ class Attestation(ChainObject):
 
     def _check_consistency(self) -> None:
         n = len(self.seeds)
-        for name in ("parent_ubpb", "candidate_ubpb", "floor_ubpb"):
+        for name in ("parent_ubpb", "candidate_ubpb", "floor_ubpb", *self.SPENT):
             if len(getattr(self, name)) not in (0, n):
                 raise FieldValueError(self.TYPE, name, f"must hold 0 or {n} values (one per seed)")
         if self.verdict in ("improves", "no_gain") and (
             n == 0 or len(self.parent_ubpb) != n or len(self.candidate_ubpb) != n
         ):
             raise FieldValueError(self.TYPE, "verdict", f"{self.verdict} needs a measurement per seed")
+
+    @classmethod
+    def create(cls, key: keys.SigningKey, **fields: Any) -> Any:
+        """Sign an attestation; what the runs consumed defaults to unrecorded (empty, class 0)."""
+        for name in cls.SPENT:
+            fields.setdefault(name, [])
+        fields.setdefault("compute_class", 0)
+        fields.setdefault("compute_x_milli", 0)
+        return super().create(key, **fields)
+
+    @property
+    def compute_ratio(self) -> float | None:
+        """Candidate over parent CPU time, summed over the seeds (None when not recorded)."""
+        p, c = sum(self.parent_cpu_ms), sum(self.candidate_cpu_ms)
+        return c / p if p > 0 and self.candidate_cpu_ms else None
 
     def signature_claims(self) -> list[tuple[str, bytes, bytes, str, bytes]]:
         from chain.seeds import SEED_DOMAIN

@@ -32,11 +32,13 @@ from chain.errors import (
     DecodeError,
     NotAVerifierError,
     NotFoundError,
+    OldObjectError,
     OversizeError,
     StoreError,
     UnknownArenaError,
     UnknownParentError,
     UnknownProposalError,
+    VersionError,
     WrongArenaError,
 )
 from chain.objects import (
@@ -483,5 +485,7 @@ class Store:
     def _load(oid: bytes, data: bytes) -> Any:
         try:
             return load_trusted(data, oid)
+        except VersionError as e:
+            raise OldObjectError(bytes(oid).hex(), str(e)) from e
         except DecodeError as e:
             raise CorruptObjectError(bytes(oid).hex(), str(e)) from e

@@ -206,11 +206,17 @@ def check_dict(check: Check, attestations: list[Attestation]) -> dict[str, Any]:
                 "seed": seed, "parent_bpb": bpb(par), "candidate_bpb": bpb(cand),
                 "gain_bpb": bpb(par - cand, signed=True) if par is not None and cand is not None else None,
                 "floor_bpb": bpb(a.floor_ubpb[i]) if a.floor_ubpb else None,
+                "parent_tokens": a.parent_tokens[i] if a.parent_tokens else None,
+                "candidate_tokens": a.candidate_tokens[i] if a.candidate_tokens else None,
+                "parent_cpu_s": round(a.parent_cpu_ms[i] / 1000, 1) if a.parent_cpu_ms else None,
+                "candidate_cpu_s": round(a.candidate_cpu_ms[i] / 1000, 1) if a.candidate_cpu_ms else None,
             })
         atts.append({
             "id": a.hex, "verdict": a.verdict, "seeds": seeds, "hardware": a.hardware, "harness": a.harness,
             "flags": list(a.flags), "wall_ms": a.wall_ms, "timestamp": a.timestamp,
             "mean_gain_bpb": bpb(a.mean_gain_ubpb, signed=True) if a.parent_ubpb else None,
+            "compute_ratio": None if a.compute_ratio is None else round(a.compute_ratio, 3),
+            "compute_class": a.compute_class,
         })
     return {"verifier": check.verifier.hex(), "verifier_short": short(check.verifier),
             "verdict": check.verdict, "agreed": check.agreed, "attestations": atts}

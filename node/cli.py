@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "export": "node.commands.transfer:export_cmd",
     "try": "node.commands.try_script:try_cmd",
     "check": "node.commands.check:check",
+    "replay": "node.commands.replay:replay",
     "node": "node.commands.roles:node_cmd",
     "verify": "node.commands.roles:verify_cmd",
     "propose": "node.commands.propose:propose",

@@ -3,8 +3,11 @@
 The seeds come from the verifier's signature over the proposal id
 (chain.seeds): the author cannot predict them, every verifier gets its own,
 and the proof is revealed in the attestation so anyone can re-run the check.
-The attestation carries the per-seed metrics, this machine's hardware, the
-harness version, the verdict, the flags and the wall time.
+The attestation carries the per-seed metrics, what each run consumed as this
+machine measured it (training tokens, CPU milliseconds of the trainer's
+process tree), the candidate's compute class and drift (verify.compute), this
+machine's hardware, the harness version, the verdict, the flags and the wall
+time: enough for anyone to re-run the check (`ratchet replay`).
 
 Flags: `unsafe_no_sandbox` (the operator ran it unconfined), `parent_failed`
 (the parent did not run here), `overclaim` (the author's claimed gain is far
@@ -22,6 +25,7 @@ from chain.keys import SigningKey
 from chain.objects import Arena, Attestation, Proposal
 from chain.seeds import derive_seeds, seed_proof
 from verify.check import CheckResult, run_check
+from verify.compute import Position
 from verify.errors import MissingObjectError
 
 FLAG_OVERCLAIM = "overclaim"
@@ -72,6 +76,25 @@ def scripts_for(store: Any, proposal: Proposal) -> tuple[Arena, bytes, bytes]:
     return arena, store.blob_data(parent_blob), store.blob_data(proposal.script)
 
 
+def parent_position(store: Any, proposal: Proposal) -> Position:
+    """The compute class and drift the proposal's parent holds on this store's chain."""
+    from chain.consensus import state_for
+
+    if proposal.parent == proposal.arena:
+        return Position()
+    klass, x_milli = state_for(store, proposal.arena).compute_position(proposal.parent)
+    return Position(klass, x_milli)
+
+
+def spent_fields(result: CheckResult) -> dict[str, Any]:
+    """The attestation fields of what the runs consumed (empty unless every seed was measured)."""
+    return {"parent_tokens": result.spent("parent", "tokens"),
+            "candidate_tokens": result.spent("candidate", "tokens"),
+            "parent_cpu_ms": result.spent("parent", "cpu_ms"),
+            "candidate_cpu_ms": result.spent("candidate", "cpu_ms"),
+            "compute_class": result.position.klass, "compute_x_milli": result.position.x_milli}
+
+
 def overclaimed(proposal: Proposal, result: CheckResult, margin_ubpb: int) -> bool:
     if result.decision is None:
         return False
@@ -93,7 +116,8 @@ def verify_proposal(key: SigningKey, store: Any, proposal: Proposal, *, threads:
     proof = seed_proof(key, proposal.id)
     seeds = derive_seeds(proof, arena.seeds)
     result = run_check(parent_script, candidate_script, arena, seeds, unsafe_no_sandbox=unsafe_no_sandbox,
-                       threads=threads, progress=progress, parent_cache=parent_cache, launcher=launcher)
+                       threads=threads, progress=progress, parent_cache=parent_cache, launcher=launcher,
+                       parent_position=parent_position(store, proposal))
     flags = set(result.flags)
     if overclaimed(proposal, result, arena.margin_ubpb):
         flags.add(FLAG_OVERCLAIM)
@@ -103,6 +127,7 @@ def verify_proposal(key: SigningKey, store: Any, proposal: Proposal, *, threads:
     return Attestation.create(
         key, proposal=proposal.id, arena=arena.id, seeds=seeds, seed_proof=proof,
         parent_ubpb=result.parent_ubpb, candidate_ubpb=result.candidate_ubpb, floor_ubpb=result.floor_ubpb,
+        **spent_fields(result),
         hardware=hardware_string(device, threads if device == "cpu" else None), harness=HARNESS_VERSION,
         verdict=result.verdict, flags=sorted(flags), wall_ms=result.wall_ms,
         timestamp=now_ms if now_ms is not None else int(time.time() * 1000),

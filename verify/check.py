@@ -7,11 +7,10 @@ local check (node.research.localcheck) run, under model.harness.run_script
 On a `compute` arena (verify.compute) parent and candidate of each seed run
 *concurrently* on this machine, one thread each (half the threads each on a
 bigger machine), started in alternating order, and each waits for the other
-before evaluating; the CPU time each run's process tree used decides the
-candidate's compute class on the first seed (parent and candidate both at
-the parent's class); if the class differs from the parent's, the first seed's
-candidate is run again at its class, and every later seed runs it there and
-must keep it (else `invalid:over_compute`). On other arenas (`tokens`,
+before evaluating; the CPU time each run's process tree used, over all seeds
+run at the parent's class, decides the candidate's compute class; if that
+differs from the parent's, the candidate runs again on every seed at its
+class and must keep it (else `invalid:over_compute`). On other arenas (`tokens`,
 `seconds`: one GPU) the candidate runs first, then the parent, back to back.
 
 A candidate that fails or cheats on any seed ends the check at once with
@@ -343,57 +342,70 @@ class _Check:
             raise self._candidate_failed(c, seed)
         return self._parent_run(p, ck, seed), _as_run(c)
 
-    def _classify(self, index: int, seed: int, parent: bytes, candidate: bytes, key: bytes, p_run: Run,
-                  c_run: Run, klass: int | None) -> tuple[Run, int]:
-        """The candidate's class from this seed's pair (first seed) or the check that it keeps it."""
-        rel = compute.relative(max(p_run.cpu_ms, 1) / 1000, p_run.tokens, max(c_run.cpu_ms, 1) / 1000,
-                               max(c_run.tokens, 1))
-        self.rels.append(rel)
-        if klass is None:
-            klass = compute.class_for(self.parent_pos, rel)
-            if klass < compute.K_MIN:
-                raise _Verdict(self.fail("invalid:over_compute", f"seed {seed}: {compute.over_detail(rel)}"))
-            if klass != self.parent_pos.klass:
-                tokens = compute.tokens_at(self.arena.budget_value, klass)
-                self._abort_if_asked()
-                c = self._run("candidate", index, candidate, seed, tokens, max(1, self.threads // 2))
-                self._abort_if_asked()
-                if not _measured(c):
-                    raise self._candidate_failed(c, seed)
-                c_run = _as_run(c)
-                self._keeps(seed, p_run, c_run, klass)
-            return c_run, klass
-        self._keeps(seed, p_run, c_run, klass)
-        return c_run, klass
+    def _rerun(self, candidate: bytes, tokens: int) -> list[Run]:
+        """The candidate again on every seed at `tokens` (its class), two runs at a time."""
+        each = max(1, self.threads // 2)
+        out: list[Run] = []
+        for lo in range(0, len(self.seeds), 2):
+            chunk = list(enumerate(self.seeds))[lo:lo + 2]
+            meet = _Rendezvous(self.config.wall_cap_s + self.config.startup_timeout_s)
+            if len(chunk) < 2:
+                meet.leave()
 
-    def _keeps(self, seed: int, p_run: Run, c_run: Run, klass: int) -> None:
-        rel = compute.relative(max(p_run.cpu_ms, 1) / 1000, p_run.tokens, max(c_run.cpu_ms, 1) / 1000,
-                               max(c_run.tokens, 1))
-        if not compute.keeps_class(self.parent_pos, klass, rel):
+            def job(index: int, seed: int, meet: _Rendezvous = meet) -> RunResult:
+                try:
+                    return self._run("candidate", index, candidate, seed, tokens, each, meet.arrive)
+                finally:
+                    meet.leave()
+
+            self._abort_if_asked()
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                results = [pool.submit(job, i, seed) for i, seed in chunk]
+                runs = [f.result() for f in results]
+            self._abort_if_asked()
+            for (_, seed), r in zip(chunk, runs, strict=True):
+                if not _measured(r):
+                    raise self._candidate_failed(r, seed)
+                out.append(_as_run(r))
+        return out
+
+    def _compute_class(self, candidate: bytes) -> None:
+        """Class the candidate from the first pass; rerun it at its class if that differs (module doc)."""
+        rel = _median(self.rels)
+        klass = compute.class_for(self.parent_pos, rel)
+        if klass < compute.K_MIN:
+            raise _Verdict(self.fail("invalid:over_compute", compute.over_detail(rel)))
+        self.position = compute.position_after(self.parent_pos, klass, self.rels)
+        if klass == self.parent_pos.klass:
+            return
+        reruns = self._rerun(candidate, compute.tokens_at(self.arena.budget_value, klass))
+        again = [_rel(q.parent, c) for q, c in zip(self.pairs, reruns, strict=True)]
+        if not compute.keeps_class(self.parent_pos, klass, _median(again)):
             raise _Verdict(self.fail(
                 "invalid:over_compute",
-                f"seed {seed}: the candidate was classed {klass:+d} (parent {self.parent_pos.klass:+d}) but "
-                f"then used {compute.STEP ** -rel:.2f}x the parent's CPU time per token"))
+                f"classed {klass:+d} (parent {self.parent_pos.klass:+d}) at the parent's token count, the candidate "
+                f"then used {compute.STEP ** -_median(again):.2f}x the parent's CPU time per token at its own"))
+        self.pairs = [Pair(q.seed, q.parent, c) for q, c in zip(self.pairs, reruns, strict=True)]
 
     def execute(self, parent: bytes, candidate: bytes) -> CheckResult:
         key = hashlib.sha256(parent).digest()
-        base = self.arena.budget_value
-        p_tokens = compute.tokens_at(base, self.parent_pos.klass) if self.paired else None
-        klass: int | None = None if self.paired else 0
+        p_tokens = compute.tokens_at(self.arena.budget_value, self.parent_pos.klass) if self.paired else None
         try:
             for i, seed in enumerate(self.seeds):
-                c_tokens = p_tokens if klass is None or not self.paired else compute.tokens_at(base, klass)
-                p_run, c_run = self._seed(i, seed, parent, candidate, key, p_tokens, c_tokens)
-                if self.paired:
-                    c_run, klass = self._classify(i, seed, parent, candidate, key, p_run, c_run, klass)
-                    self.position = compute.position_after(self.parent_pos, klass, self.rels)
+                p_run, c_run = self._seed(i, seed, parent, candidate, key, p_tokens, p_tokens)
                 pair = Pair(seed, p_run, c_run)
                 self.pairs.append(pair)
+                if self.paired:
+                    self.rels.append(_rel(p_run, c_run))
                 self.hooks.on_pair(i, pair)
-                if i + 1 < len(self.seeds):
+                staying = not self.paired or compute.class_for(self.parent_pos, _median(self.rels)) == \
+                    self.parent_pos.klass
+                if i + 1 < len(self.seeds) and staying:  # gains at the parent's tokens say something
                     why = self.hooks.stop_early([q.gain_ubpb for q in self.pairs])
                     if why:
                         return self.fail("no_gain", why)
+            if self.paired:
+                self._compute_class(candidate)
         except _Verdict as v:
             return v.result
         d = decide([q.parent_ubpb for q in self.pairs], [q.candidate_ubpb for q in self.pairs],
@@ -402,5 +414,15 @@ class _Check:
                    f"{d.lower_bound:+.0f}) against a margin of {self.arena.margin_ubpb} ubpb over {d.n} seeds")
         if self.paired:
             summary += (f"; compute class {self.position.klass:+d} (parent {self.parent_pos.klass:+d}), "
-                        f"candidate/parent CPU per token {compute.STEP ** -self.rels[0]:.3f}")
+                        f"candidate/parent CPU per token {compute.STEP ** -_median(self.rels):.3f} (median)")
         return self.done(d, summary)
+
+
+def _rel(p: Run, c: Run) -> float:
+    return compute.relative(max(p.cpu_ms, 1) / 1000, max(p.tokens, 1), max(c.cpu_ms, 1) / 1000, max(c.tokens, 1))
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2 if n else 0.0

@@ -24,27 +24,30 @@ def _arena(ctx: Context) -> Any:
     return arena_or_preset(ctx)
 
 
-def _parent_script(ctx: Context, arena: Any, parent: str | None) -> tuple[str, bytes]:
-    """(label, script bytes) of the parent to compare against."""
+def _parent_script(ctx: Context, arena: Any, parent: str | None) -> tuple[str, bytes, Any]:
+    """(label, script bytes, compute position) of the parent to compare against."""
     from model.arenas import reference_script
+    from verify.compute import GENESIS, Position
 
     stored = (ctx.home / "chain.sqlite3").exists() and any(a.id == arena.id for a in ctx.store().arenas())
     if not stored:
         if parent:
             raise click.ClickException(f"--parent {parent}: no stored arena here to look it up in")
-        return f"{arena.name} reference", reference_script(arena.name)
+        return f"{arena.name} reference", reference_script(arena.name), GENESIS
     from chain.consensus import state_for
     from chain.errors import ChainError
 
     store = ctx.store()
     try:
-        pid = store.resolve(parent) if parent else state_for(store, arena.id).head
+        state = state_for(store, arena.id)
+        pid = store.resolve(parent) if parent else state.head
         if pid == arena.id:
-            return f"arena {arena.hex[:12]} reference", store.blob_data(arena.script)
+            return f"arena {arena.hex[:12]} reference", store.blob_data(arena.script), GENESIS
         proposal = store.get(pid)
         if getattr(proposal, "arena", None) != arena.id or not hasattr(proposal, "script"):
             raise click.ClickException(f"{pid.hex()[:12]} is not a proposal of arena {arena.name}")
-        return f"commit {pid.hex()[:12]}", store.blob_data(proposal.script)
+        return (f"commit {pid.hex()[:12]}", store.blob_data(proposal.script),
+                Position(*state.compute_position(pid)))
     except ChainError as e:
         raise click.ClickException(str(e)) from e
 
@@ -86,7 +89,7 @@ def check(ctx: Context, script: Path, parent: str | None, arena_name: str | None
     arena = _arena(ctx)
     if budget is not None:
         arena = arena.replace(budget_value=budget)
-    label, parent_script = _parent_script(ctx, arena, parent)
+    label, parent_script, position = _parent_script(ctx, arena, parent)
     seed_list = _seeds(seeds, arena.seeds)
     candidate = script.read_bytes()
     bar = tqdm(total=2 * len(seed_list) * arena.budget_value, disable=ctx.as_json, leave=False,
@@ -100,7 +103,7 @@ def check(ctx: Context, script: Path, parent: str | None, arena_name: str | None
 
     try:
         result = run_check(parent_script, candidate, arena, seed_list, unsafe_no_sandbox=unsafe_no_sandbox,
-                           threads=threads, progress=progress)
+                           threads=threads, progress=progress, parent_position=position)
     except (VerifyError, ModelError) as e:
         raise click.ClickException(str(e)) from e
     finally:
@@ -122,18 +125,29 @@ def _report(ctx: Context, arena: Any, label: str, script: Path, r: Any) -> None:
         "mean_gain_ubpb": None if d is None else round(d.mean_gain),
         "stderr_ubpb": None if d is None else round(d.stderr),
         "lower_bound_ubpb": None if d is None else round(d.lower_bound),
+        "compute_class": r.position.klass, "compute_x_milli": r.position.x_milli,
+        "compute_ratio": r.compute_ratio,
+        "runs": [{"seed": q.seed, "parent_tokens": q.parent.tokens, "candidate_tokens": q.candidate.tokens,
+                  "parent_cpu_ms": q.parent.cpu_ms, "candidate_cpu_ms": q.candidate.cpu_ms} for q in r.pairs],
     }
     if ctx.as_json:
         ctx.emit(data)
         return
     lines = [f"{script} against {label} ({arena.name}, margin {fmt_ubpb(arena.margin_ubpb)} bpb)", ""]
-    if r.candidate_ubpb:
-        lines.append(f"{'seed':>10}  {'parent':>9}  {'candidate':>9}  {'gain':>9}  {'floor':>9}")
-        floors = r.floor_ubpb or [None] * len(r.seeds)
-        for s, p, c, f in zip(r.seeds, r.parent_ubpb, r.candidate_ubpb, floors, strict=True):
-            floor = fmt_ubpb(f) if f is not None else "-"
-            lines.append(f"{s:>10}  {fmt_ubpb(p):>9}  {fmt_ubpb(c):>9}  {fmt_ubpb(p - c, signed=True):>9}  {floor:>9}")
+    if r.pairs:
+        lines.append(f"{'seed':>10}  {'parent':>9}  {'candidate':>9}  {'gain':>9}  {'floor':>9}  "
+                     f"{'tokens p/c':>17}  {'CPU s p/c':>13}")
+        for q in r.pairs:
+            floor = fmt_ubpb(q.floor_ubpb) if q.floor_ubpb is not None else "-"
+            lines.append(f"{q.seed:>10}  {fmt_ubpb(q.parent_ubpb):>9}  {fmt_ubpb(q.candidate_ubpb):>9}  "
+                         f"{fmt_ubpb(q.gain_ubpb, signed=True):>9}  {floor:>9}  "
+                         f"{q.parent.tokens:>8}/{q.candidate.tokens:<8}  "
+                         f"{q.parent.cpu_ms / 1000:>6.1f}/{q.candidate.cpu_ms / 1000:<6.1f}")
         lines.append("")
+        if arena.budget_kind == "compute":
+            ratio = r.compute_ratio
+            lines.append(f"compute class {r.position.klass:+d} (drift {r.position.x:+.3f}); candidate/parent CPU "
+                         + (f"{ratio:.3f}x" if ratio is not None else "-"))
     color = "green" if r.verdict == "improves" else ("yellow" if r.verdict == "no_gain" else "red")
     lines.append(click.style(f"verdict: {r.verdict}", fg=color, bold=True) + f"  ({r.wall_ms / 1000:.1f} s)")
     if r.flags:

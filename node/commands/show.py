@@ -80,8 +80,13 @@ def _show_proposal(ctx: Context, p: Proposal, no_diff: bool) -> None:
     for a in d["attestations"]:
         lines.append(f"  {a['verifier'][:12]}  {a['verdict']:<24} mean gain {a['mean_gain_bpb']}"
                      f"  on {a['hardware']}  {a['wall_s']:.1f}s" + (f"  flags {','.join(a['flags'])}" if a["flags"] else ""))
+        if a["compute_ratio"] is not None:
+            lines.append(f"      compute class {a['compute_class']:+d}, candidate/parent CPU {a['compute_ratio']:.3f}x")
+        spent = zip(a["parent_tokens"], a["candidate_tokens"], a["parent_cpu_s"], a["candidate_cpu_s"], strict=False)
         for s, pm, cm in zip(a["seeds"], a["parent_bpb"], a["candidate_bpb"], strict=False):
-            lines.append(f"      seed {s:>10}  parent {pm}  candidate {cm}")
+            row = next(spent, None)
+            extra = f"  tokens {row[0]}/{row[1]}  CPU {row[2]:.1f}/{row[3]:.1f} s" if row else ""
+            lines.append(f"      seed {s:>10}  parent {pm}  candidate {cm}{extra}")
     if not no_diff:
         lines += ["", diff or "(no change)"]
     click.echo("\n".join(lines))
@@ -103,6 +108,10 @@ def attestation_dict(a: Attestation) -> dict[str, Any]:
         "candidate_bpb": [fmt_ubpb(x) for x in a.candidate_ubpb],
         "floor_bpb": [fmt_ubpb(x) for x in a.floor_ubpb],
         "mean_gain_bpb": fmt_ubpb(a.mean_gain_ubpb, signed=True) if a.parent_ubpb else "-",
+        "parent_tokens": list(a.parent_tokens), "candidate_tokens": list(a.candidate_tokens),
+        "parent_cpu_s": [x / 1000 for x in a.parent_cpu_ms], "candidate_cpu_s": [x / 1000 for x in a.candidate_cpu_ms],
+        "compute_ratio": a.compute_ratio, "compute_class": a.compute_class,
+        "compute_x": a.compute_x_milli / 1000,
         "hardware": a.hardware, "harness": a.harness, "flags": list(a.flags),
         "wall_s": a.wall_ms / 1000, "timestamp": a.timestamp,
     }

@@ -40,6 +40,7 @@ from verify.check import (
     make_launcher,
     run_check,
 )
+from verify.compute import GENESIS, Position
 from verify.errors import CheckAborted, NoSandboxError
 
 if TYPE_CHECKING:
@@ -124,7 +125,8 @@ class LocalChecker:
     def paired(self, name: str, parent: bytes, candidate: bytes, seeds: list[int],
                margin_ubpb: int, *, cache_parent: bool,
                should_abort: Callable[[], str | None] = lambda: None,
-               progress: Callable[[str], None] = lambda _: None) -> Stage:
+               progress: Callable[[str], None] = lambda _: None,
+               parent_position: Position = GENESIS) -> Stage:
         """One stage: run_check with early stopping against `margin_ubpb`, as a journal Stage.
 
         Raises Aborted (with the partial stage) when should_abort gives a reason,
@@ -145,7 +147,7 @@ class LocalChecker:
         try:
             r = run_check(parent, candidate, arena, seeds, threads=self.threads, launcher=self.launcher,
                           parent_cache=self._cache if cache_parent else None, hooks=hooks,
-                          unsafe_no_sandbox=self.unsafe_no_sandbox)
+                          unsafe_no_sandbox=self.unsafe_no_sandbox, parent_position=parent_position)
         except CheckAborted as e:
             raise Aborted(e.why, _stage(name, e.partial)) from e
         if FLAG_PARENT_FAILED in r.flags:

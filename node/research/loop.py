@@ -38,6 +38,7 @@ from node.research.limits import Gate
 from node.research.localcheck import Aborted, LocalChecker, new_seeds
 from node.research.search import Candidate, Proposer, diffstat
 from node.roles.propose import MeasuredClaim, build_proposal, publish_to_store
+from verify.compute import GENESIS, Position
 
 Publisher = Callable[[Proposal, Blob], None]
 EventSink = Callable[[str, str], None]
@@ -64,6 +65,7 @@ class Head:
     id: bytes
     script: bytes
     height: int
+    position: Position = GENESIS  # its compute class and drift (verify.compute)
 
 
 def read_head(store: Store, arena: Arena) -> Head:
@@ -71,7 +73,8 @@ def read_head(store: Store, arena: Arena) -> Head:
     if state.head == arena.id:
         return Head(arena.id, store.blob_data(arena.script), 0)
     info = state.commits[state.head]
-    return Head(info.id, store.blob_data(info.proposal.script), info.height)
+    return Head(info.id, store.blob_data(info.proposal.script), info.height,
+                Position(info.compute_class, info.compute_x_milli))
 
 
 class ContributorLoop:
@@ -213,13 +216,13 @@ class ContributorLoop:
         try:
             screen = self.checker.paired("screen", head.script, cand.script, screen_seeds,
                                          self.margin, cache_parent=True, should_abort=abort,
-                                         progress=progress)
+                                         progress=progress, parent_position=head.position)
             stages.append(screen)
             if screen.verdict == "improves" and self.config.confirm:
                 confirm = self.checker.paired("confirm", head.script, cand.script,
                                               new_seeds(self.n_seeds), self.margin,
                                               cache_parent=False, should_abort=abort,
-                                              progress=progress)
+                                              progress=progress, parent_position=head.position)
                 stages.append(confirm)
         except Aborted as a:
             stages.append(a.stage)
