@@ -18,6 +18,7 @@ from chain.keys import SigningKey
 from chain.objects import Arena, Blob
 from model.errors import ConfigError, UnknownPresetError
 from model.harness.config import HARNESS_VERSION, HarnessConfig
+from model.harness.evaluate import rows_needed
 from model.sources.text import PINNED_URL
 
 PRESETS: tuple[str, ...] = ("tiny", "text", "gpu")
@@ -67,7 +68,8 @@ TINY = Preset(
     seeds=3,
     margin_ubpb=3_000,
     settings={"source": "tinylang", "words": "512", "topics": "4", "train_bytes": str(1 << 20),
-              "eval_seq_len": "128", "eval_batch": "32", "eval_rows": "512", "tolerance": "0.0002"},
+              "eval_seq_len": "128", "eval_batch": "32", "eval_rows": "512", "tolerance": "0.0002",
+              "probe_cuts": "3"},
 )
 
 
@@ -86,7 +88,7 @@ TEXT = Preset(
     seeds=3,
     margin_ubpb=3_000,
     settings={"source": "text", "eval_seq_len": "128", "eval_batch": "32", "eval_rows": "512",
-              "tolerance": "0.0002"},
+              "tolerance": "0.0002", "probe_cuts": "3"},
 )
 
 GPU = Preset(
@@ -104,8 +106,8 @@ GPU = Preset(
     seeds=3,
     margin_ubpb=2_000,
     settings={"source": "tinylang", "words": "4096", "topics": "8", "train_bytes": str(32 << 20),
-              "eval_seq_len": "512", "eval_batch": "32", "eval_rows": "256", "tolerance": "0.005",
-              "max_batch_tokens": str(1 << 21)},
+              "eval_seq_len": "512", "eval_batch": "32", "eval_rows": "1600", "tolerance": "0.005",
+              "max_batch_tokens": str(1 << 21), "probe_cuts": "3"},
 )
 
 _TABLE = {"tiny": TINY, "text": TEXT, "gpu": GPU}
@@ -196,21 +198,31 @@ def harness_config(arena: Arena) -> HarnessConfig:
         raise ConfigError("device", device, "must be cpu or cuda")
     batch = num("eval_batch", 32, 1, 4096)
     rows = num("eval_rows", 512, 2, 1 << 20)
-    if rows % batch or rows < 3 * batch:
-        raise ConfigError("eval_rows", str(rows), f"must be a multiple of eval_batch {batch}, three batches at least")
+    seq_len = num("eval_seq_len", 128, 2, 1 << 16)
+    cuts = num("probe_cuts", 3, 1, 64)
+    need = rows_needed(cuts, seq_len, batch)
+    if rows % batch or rows < need:
+        raise ConfigError("eval_rows", str(rows), f"must be a multiple of eval_batch {batch} and at least {need}: "
+                          f"probe_cuts {cuts} lookahead rows at each of the {seq_len - 1} cut positions "
+                          "plus a batch of exact rows")
     data_path = ""
     if source == "text":
         from model.sources.text import data_path_for
 
         data_path = str(data_path_for(arena.dataset_sha256.hex()))
     reserved = {"source", "eval_seq_len", "eval_batch", "eval_rows", "tolerance", "max_batch_tokens",
-                "max_seq_len", "max_model_bytes", "device"}
-    return HarnessConfig(
+                "max_seq_len", "max_model_bytes", "device", "probe_cuts"}
+    config = HarnessConfig(
         source=source, budget_kind=arena.budget_kind, budget_value=arena.budget_value,
         wall_cap_s=float(arena.wall_cap_s), device=device,
-        eval_seq_len=num("eval_seq_len", 128, 2, 1 << 16), eval_batch=batch, eval_rows=rows,
+        eval_seq_len=seq_len, eval_batch=batch, eval_rows=rows, probe_cuts=cuts,
         max_batch_tokens=num("max_batch_tokens", 1 << 20), max_seq_len=num("max_seq_len", 8192),
         max_model_bytes=num("max_model_bytes", 1 << 30, 1, (1 << 32) - 64),
         tolerance=tol, source_settings=tuple(sorted((k, v) for k, v in s.items() if k not in reserved)),
         data_path=data_path, data_sha256=arena.dataset_sha256.hex(), harness=arena.harness,
     )
+    if source == "text":
+        from model.sources.text import splice_bytes
+
+        splice_bytes(config)  # refuse a bad splice pool size now, not at the first run
+    return config

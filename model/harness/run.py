@@ -26,7 +26,15 @@ from model.errors import WorkerStartError
 from model.harness import wire
 from model.harness.config import HarnessConfig
 from model.harness.cpuclock import TreeClock
-from model.harness.evaluate import VOCAB, CallSpec, EvalFailure, Scorer, inputs, schedule
+from model.harness.evaluate import (
+    VOCAB,
+    CallSpec,
+    EvalFailure,
+    Scorer,
+    draw_futures,
+    inputs,
+    schedule,
+)
 from model.harness.launch import DirectLauncher, Launcher
 from model.sources import Data, draw, rng, source_key
 
@@ -176,6 +184,7 @@ class _Run:
         self.ready_at: float | None = None
         self.eval_end: float | None = None
         self.workers: list[_Worker] = []
+        self.futures: dict[int, np.ndarray] = {}  # the lookahead rows' drawn futures (evaluate.draw_futures)
         self.token_budget = config.budget_value
         self.after_train: Callable[[], None] | None = None
         self.cancel: Callable[[], bool] | None = None
@@ -237,6 +246,11 @@ class _Run:
         self._configure(checker, time.monotonic() + self.c.startup_timeout_s)
         self.current = trainer
         self._hello(trainer)
+        # The probes and their drawn futures depend on the key alone: drawn while the
+        # trainer imports the script (scripts/bench_attacks.py measures the cost).
+        c = self.c
+        scored, probes = schedule(c.eval_rows, c.eval_batch, c.eval_seq_len, self.key, probe_cuts=c.probe_cuts)
+        self.futures = draw_futures(probes, c.eval_seq_len, self.data.futures, self.key)
         self._recv(trainer, {wire.REDY: 0})
         self.ready_at = time.monotonic()
         self._train(trainer)
@@ -245,8 +259,7 @@ class _Run:
         # Charged: everything the trainer's process tree ran from torch imported until now
         # (the script's import, model building, training, any work left running in the background).
         self.cpu_s = self.clock.read() if self.clock is not None else 0.0
-        scored, probes = schedule(self.c.eval_rows, self.c.eval_batch, self.c.eval_seq_len, self.key)
-        scorer = Scorer.for_probes(self.data.val, self.c.eval_seq_len, self.c.tolerance, probes)
+        scorer = Scorer.for_probes(self.data.val, c.eval_seq_len, c.tolerance, probes)
         self._calls(trainer, scored, scorer)
         self.current = checker
         self._await_helo(checker, min(time.monotonic() + self.c.startup_timeout_s, self.deadline))
@@ -343,7 +356,7 @@ class _Run:
         n = c.eval_batch * c.eval_seq_len * VOCAB * 4
         head = wire.SHAPE2.pack(c.eval_batch, c.eval_seq_len)
         for call in calls:
-            x = inputs(self.data.val, call, c.eval_seq_len)
+            x = inputs(self.data.val, call, c.eval_seq_len, self.futures)
             wire.send_by(w.cmd, wire.EVAL, head + x.tobytes(), self.deadline)
             _, payload = self._recv(w, {wire.LOGT: wire.SHAPE3.size + n})
             shape = wire.SHAPE3.unpack_from(payload) if len(payload) >= wire.SHAPE3.size else None

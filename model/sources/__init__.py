@@ -2,8 +2,10 @@
 
 `draw(config, seed)` returns a `Data`: training bytes (served only through
 the feed), validation bytes (never leave the trusted parent), the floor when
-the source's likelihood is known, and the secret key everything else of the
-run (batch offsets, evaluation order, the script's init seed) derives from.
+the source's likelihood is known, the secret key everything else of the
+run (batch offsets, evaluation order, the script's init seed) derives from,
+and the source's `Futures` (model/sources/futures.py): how the lookahead
+probes draw a replacement for the bytes after a cut.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from model.errors import ConfigError
 from model.harness.config import HarnessConfig
 from model.sources import rng
+from model.sources.futures import Futures, LanguageFutures, SpliceFutures
 from model.sources.tinylang import Language, Params
 
 TINYLANG_DOMAIN = b"ratchet/tinylang/v1"
@@ -27,6 +30,7 @@ class Data:
     val: np.ndarray  # uint8, exactly config.val_bytes long
     floor_bpb: float | None
     key: bytes
+    futures: Futures
 
 
 def source_key(config: HarnessConfig, seed: int) -> bytes:
@@ -45,8 +49,8 @@ def draw(config: HarnessConfig, seed: int, key: bytes | None = None) -> Data:
         return _tinylang(config, key)
     from model.sources.text import load_split
 
-    train, val = load_split(config)
-    return Data(train, val, None, key)
+    train, pool, val = load_split(config)
+    return Data(train, val, None, key, SpliceFutures(pool, val))
 
 
 def tinylang_params(config: HarnessConfig) -> tuple[Params, int]:
@@ -69,8 +73,9 @@ def _tinylang(config: HarnessConfig, key: bytes) -> Data:
     lang = Language(key, params)
     train = _words_until(lang, "train", train_bytes)
     val = _words_until(lang, "val", config.val_bytes)
-    return Data(np.frombuffer(train, dtype=np.uint8), np.frombuffer(val, dtype=np.uint8),
-                lang.floor_bpb(val), key)
+    val_arr = np.frombuffer(val, dtype=np.uint8)
+    return Data(np.frombuffer(train, dtype=np.uint8), val_arr, lang.floor_bpb(val), key,
+                LanguageFutures(lang, val_arr))
 
 
 def _words_until(lang: Language, name: str, nbytes: int) -> bytes:

@@ -3,9 +3,11 @@
 Files live in the data directory ($RATCHET_DATA, else ~/.cache/ratchet/data)
 under their SHA-256, so a verifier finds an arena's text by the digest the
 arena names, and a corrupt or substituted file is refused before training.
-Byte level: the last config.val_bytes bytes are the validation split, the
-rest is served for training; there is no floor (nobody knows the true
-entropy of English).
+Byte level: the last config.val_bytes bytes are the validation split; the
+`splice_bytes` before them (setting, default 65536) are the splice pool the
+lookahead probes draw replacement futures from (model/sources/futures.py),
+neither served for training nor scored; the rest is served for training.
+There is no floor (nobody knows the true entropy of English).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import DataCorruptError, DataError, DataUnavailableError
+from model.errors import ConfigError, DataCorruptError, DataError, DataUnavailableError
 from model.harness.config import HarnessConfig
 
 # Tiny Shakespeare (char-rnn); digest and size as listed in the Hugging Face datasets checksums.
@@ -27,6 +29,8 @@ PINNED_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565e
 PINNED_BYTES = 1_115_394
 DOWNLOAD_TIMEOUT_S = 30.0
 MIN_TRAIN_BYTES = 4096
+SPLICE_BYTES = 65536
+SPLICE_RANGE = (4096, 1 << 24)
 
 
 def data_dir() -> Path:
@@ -95,15 +99,28 @@ def _verify(path: Path, sha_hex: str) -> bytes:
     return data
 
 
-def load_split(config: HarnessConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) bytes of the arena's text, after checking its digest."""
+def splice_bytes(config: HarnessConfig) -> int:
+    """The size of the splice pool (setting `splice_bytes`); ConfigError when out of range."""
+    raw = config.setting("splice_bytes", str(SPLICE_BYTES))
+    try:
+        n = int(raw)
+    except ValueError as e:
+        raise ConfigError("splice_bytes", raw, "not an integer") from e
+    lo, hi = SPLICE_RANGE
+    if not lo <= n <= hi:
+        raise ConfigError("splice_bytes", raw, f"must be in [{lo}, {hi}]")
+    return n
+
+
+def load_split(config: HarnessConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, splice pool, val) bytes of the arena's text, after checking its digest."""
     path = Path(config.data_path)
     if not path.exists():
         raise DataUnavailableError("text", str(path), instructions(config.data_sha256))
     data = _verify(path, config.data_sha256)
-    n = config.val_bytes
-    if len(data) < n + MIN_TRAIN_BYTES:
-        raise DataError(f"{path} has {len(data)} bytes; the arena needs {n} for validation "
-                        f"and {MIN_TRAIN_BYTES} at least for training")
+    n, pool = config.val_bytes, splice_bytes(config)
+    if len(data) < n + pool + MIN_TRAIN_BYTES:
+        raise DataError(f"{path} has {len(data)} bytes; the arena needs {n} for validation, "
+                        f"{pool} for the splice pool (splice_bytes) and {MIN_TRAIN_BYTES} at least for training")
     arr = np.frombuffer(data, dtype=np.uint8)
-    return arr[:-n], arr[-n:]
+    return arr[:-(n + pool)], arr[-(n + pool):-n], arr[-n:]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,12 +82,18 @@ class Language:
     # -- sampling ------------------------------------------------------------
     def sample_words(self, name: str, n: int) -> list[int]:
         """n words of stream `name`: the word indices, starting from a = b = 0 and a random topic."""
+        r = rng.stream(self.key, name, 2 * n + 1).tolist()
+        return self.walk(r[1:], r[0] % self.p.topics, 0, 0, n, fresh=True)
+
+    def walk(self, r: list[int], z: int, a: int, b: int, n: int, *, fresh: bool = False) -> list[int]:
+        """n words drawn with the 2n uniform 64-bit values `r`, after words (a, b) in topic z.
+
+        `fresh`: z is the topic of the first word (a stream's start); otherwise z
+        was the previous word's and the topic chain moves before every word.
+        """
         p = self.p
         k, stay = p.topics, TOPIC_STAY
         l2, l1 = p.mix[0], p.mix[0] + p.mix[1]
-        r = rng.stream(self.key, name, 2 * n + 1).tolist()
-        z = r[0] % k
-        a = b = 0
         out = [0] * n
         s1, s2, cum1, cum2 = self.s1_lists, self.s2_lists, self.cum1, self.cum2
         t1, t2 = cum1[-1], cum2[-1]
@@ -94,8 +101,8 @@ class Language:
         tot = [c[-1] for c in tcum]
         nw, nb = p.words, p.buckets
         for i in range(n):
-            r1, r2 = r[2 * i + 1], r[2 * i + 2]
-            if i and (r1 & 1023) >= stay:
+            r1, r2 = r[2 * i], r[2 * i + 1]
+            if (i or not fresh) and (r1 & 1023) >= stay:
                 z = (r1 >> 10) % k
             c = (r1 >> 20) & 15
             if c < l2:
@@ -160,6 +167,71 @@ class Language:
                 return -math.inf
             ll += math.log2(pt)
         return ll
+
+    # -- conditional continuations (the harness's lookahead probes) -------------
+    def topic_priors(self, words: Sequence[int]) -> np.ndarray:
+        """Row t: P(topic of word t | words[:t]) for t = 0 .. len(words), by exact forward filtering."""
+        p = self.p
+        k, n = p.topics, len(words)
+        hist = np.array([0, 0, *words], dtype=np.int64)
+        w, a, b = hist[2:], hist[:n], hist[1:n + 1]
+        h = ((a.astype(np.uint64) * np.uint64(p.words) + b.astype(np.uint64)) * np.uint64(2654435761)
+             % np.uint64(1 << 32) % np.uint64(p.buckets)).astype(np.int64)
+        c2 = np.array(self.w2) * (p.mix[0] / COMPONENTS / sum(self.w2))
+        c1 = np.array(self.w1) * (p.mix[1] / COMPONENTS / sum(self.w1))
+        shared = (self.succ2_words[h] == w[:, None]) @ c2 + (self.succ1_words[b] == w[:, None]) @ c1
+        emit = (shared[:, None] + self.topic_p[:, w].T * (p.mix[2] / COMPONENTS)).tolist()
+        stay = TOPIC_STAY / 1024
+        move = (1 - stay) / k
+        out = [[1.0 / k] * k]
+        pred = out[0]
+        for e in emit:
+            joint = [pz * ez for pz, ez in zip(pred, e, strict=True)]
+            total = sum(joint)
+            pred = [stay * j / total + move for j in joint]
+            out.append(pred)
+        return np.array(out)
+
+    def starting_with(self, prefix: bytes) -> np.ndarray:
+        """Indices of the words that start with `prefix` (cached)."""
+        cache: dict[bytes, np.ndarray] = self.__dict__.setdefault("_starts", {})
+        if prefix not in cache:
+            cache[prefix] = np.array([i for i, w in enumerate(self.words) if w.startswith(prefix)], dtype=np.int64)
+        return cache[prefix]
+
+    def next_byte_probs(self, prior: np.ndarray, a: int, b: int, prefix: bytes) -> np.ndarray:
+        """P(next byte) over 256 values in the same context as `continuation` (exact)."""
+        cand = self.starting_with(prefix)
+        shared, topical = self.emission(a, b)
+        wts = prior @ (shared[cand][None, :] + topical[:, cand])
+        nxt = [w[len(prefix)] if len(w) > len(prefix) else SPACE for w in (self.words[i] for i in cand.tolist())]
+        out = np.zeros(256)
+        np.add.at(out, np.array(nxt, dtype=np.int64), wts)
+        return out / out.sum()
+
+    def continuation(self, prior: np.ndarray, a: int, b: int, prefix: bytes, n: int,
+                     g: np.random.Generator) -> bytes:
+        """n bytes drawn from the source given everything before: the topic prior of the current
+        word, the two words before it and the current word's bytes so far (`prefix`).
+
+        The current word and its topic are drawn jointly from their exact posterior; the
+        words after follow the generator itself (the same walk the streams are drawn with).
+        """
+        cand = self.starting_with(prefix)
+        if not len(cand):
+            raise ValueError(f"no word starts with {prefix!r}")
+        shared, topical = self.emission(a, b)
+        joint = (prior[:, None] * (shared[cand][None, :] + topical[:, cand])).ravel()
+        cum = np.cumsum(joint)
+        i = min(int(np.searchsorted(cum, g.random() * cum[-1], side="right")), len(cum) - 1)
+        z, j = divmod(i, len(cand))
+        w = int(cand[j])
+        out = self.words[w][len(prefix):] + b" "
+        if len(out) < n:
+            m = n // 3 + 1  # every word is two bytes at least, plus its space
+            r = g.bit_generator.random_raw(2 * m).tolist()
+            out += self.text(self.walk(r, z, b, w, m))
+        return out[:n]
 
     def floor_bpb(self, data: bytes) -> float:
         """Bits per byte of data[1:] given data[0]: what a perfect model of the source scores."""

@@ -9,7 +9,7 @@ from model.harness import DirectLauncher, HarnessConfig, RunResult, run_script
 
 SMALL = HarnessConfig(
     source="tinylang", budget_kind="tokens", budget_value=4096, wall_cap_s=120.0,
-    eval_seq_len=32, eval_batch=8, eval_rows=32,
+    eval_seq_len=32, eval_batch=8, eval_rows=40, probe_cuts=1,
     source_settings=(("topics", "3"), ("train_bytes", "65536"), ("words", "128")),
 )
 

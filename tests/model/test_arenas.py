@@ -43,8 +43,8 @@ def test_tiny_arena_round_trips_and_parses() -> None:
 
 def test_overrides_set_fields_and_settings_and_refuse_typos() -> None:
     arena, _ = arenas.build_arena("tiny", KEY, [KEY.public], 1,
-                                  overrides={"budget_value": "8000", "seeds": "2", "eval_rows": "96"})
-    assert arena.budget_value == 8000 and arena.seeds == 2 and arena.setting("eval_rows") == "96"
+                                  overrides={"budget_value": "8000", "seeds": "2", "eval_rows": "448"})
+    assert arena.budget_value == 8000 and arena.seeds == 2 and arena.setting("eval_rows") == "448"
     with pytest.raises(ValueError, match="unknown arena setting"):
         arenas.build_arena("tiny", KEY, [KEY.public], 1, overrides={"budjet": "1"})
     with pytest.raises(ValueError, match="not an integer"):
@@ -70,7 +70,8 @@ def test_text_arena_from_a_local_file(tmp_path: Path, data_dir: Path) -> None:
     path = tmp_path / "plays.txt"
     path.write_bytes(SHAKESPEARE_LIKE)
     arena, _ = arenas.build_arena("text", KEY, [KEY.public], 1, text_path=path,
-                                  overrides={"eval_rows": "32", "eval_seq_len": "32", "eval_batch": "8",
+                                  overrides={"eval_rows": "40", "eval_seq_len": "32", "eval_batch": "8", "probe_cuts": "1",
+                                             "splice_bytes": "4096",
                                              "budget_value": "4096"})
     assert arena.dataset_source.startswith("local file plays.txt")
     c = arenas.harness_config(arena)
@@ -115,7 +116,7 @@ def test_gpu_arena_script_runs_on_cpu_reduced() -> None:
     small = shrink(arenas.reference_script("gpu"), N_LAYER="1", N_HEAD="2", N_EMBD="32", BATCH_SIZE="4",
                    SEQ_LEN="64", COMPILE="False")
     cpu = replace(c, device="cpu", budget_kind="tokens", budget_value=8192, eval_seq_len=64, eval_batch=8,
-                  eval_rows=24, source_settings=(("topics", "2"), ("train_bytes", "65536"), ("words", "256")))
+                  eval_rows=72, probe_cuts=1, source_settings=(("topics", "2"), ("train_bytes", "65536"), ("words", "256")))
     r = run_script(small, cpu, 2, launcher=DirectLauncher(), threads=1)
     assert r.ok, r.detail
     assert r.val_bpb is not None and r.floor_bpb is not None and r.floor_bpb < r.val_bpb < 8

@@ -34,11 +34,11 @@ def test_arena_init_tiny_then_try_the_reference(tmp_path: Path) -> None:
     code, out = invoke(tmp_path, "keys", "new")
     assert code == 0, out
     code, out = invoke(tmp_path, "--json", "arena", "init", "tiny", "--set", f"budget_value={BUDGET}",
-                       "--set", "eval_rows=128")
+                       "--set", "eval_rows=160", "--set", "probe_cuts=1")
     assert code == 0, out
     created = json.loads(out)
     assert created["name"] == "tiny" and created["budget"] == f"tokens={BUDGET}"
-    assert created["settings"]["eval_rows"] == "128"
+    assert created["settings"]["eval_rows"] == "160"
     script = tmp_path / "train.py"
     script.write_bytes(reference_script("tiny"))
     code, out = invoke(tmp_path, "try", str(script), "--threads", "1", "--seed", "5", "--json")

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 # The tiny arena shrunk to seconds per run (as tests/verify does), one seed.
 SMALL = {"budget_value": "60000", "wall_cap_s": "600", "train_bytes": "131072", "words": "128",
-         "topics": "3", "eval_seq_len": "64", "eval_batch": "16", "eval_rows": "64", "seeds": "1",
+         "topics": "3", "eval_seq_len": "64", "eval_batch": "16", "eval_rows": "80", "probe_cuts": "1", "seeds": "1",
          "margin_ubpb": "20000"}
 
 
