@@ -442,6 +442,8 @@ def load_trusted(data: bytes, expected_id: bytes) -> Any:
         items = msgpack.unpackb(data, raw=False, use_list=False)
         cls = TYPES[items[0]]
         values = items[2:]
+        if items[1] != cls.VERSION:
+            raise VersionError(cls.TYPE, cls.VERSION, items[1])
         if len(values) != len(cls._ALL):
             raise ArityError(cls.TYPE, len(cls._ALL), len(values))
     except (ValueError, TypeError, KeyError, IndexError, msgpack.UnpackException) as e:

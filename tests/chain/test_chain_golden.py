@@ -51,8 +51,10 @@ def build() -> list[ChainObject]:
     attestation = Attestation.create(
         verifier, proposal=proposal.id, arena=arena.id, seeds=derive_seeds(proof, 3), seed_proof=proof,
         parent_ubpb=[1_523_100, 1_522_900, 1_523_000], candidate_ubpb=[1_519_000, 1_520_000, 1_519_600],
-        floor_ubpb=[1_400_000, 1_400_100, 1_399_900], hardware="cpu", harness="harness-1",
-        verdict="improves", flags=["slow"], wall_ms=61_234, timestamp=1_735_689_800_000,
+        floor_ubpb=[1_400_000, 1_400_100, 1_399_900], parent_tokens=[4_000_000] * 3,
+        candidate_tokens=[6_000_000] * 3, parent_cpu_ms=[55_000, 56_100, 54_900],
+        candidate_cpu_ms=[54_000, 55_300, 55_100], compute_class=1, compute_x_milli=1_042,
+        hardware="cpu", harness="harness-1", verdict="improves", flags=["slow"], wall_ms=61_234, timestamp=1_735_689_800_000,
     )
     rejected = Attestation.create(
         verifier, proposal=proposal.id, arena=arena.id, seeds=[], seed_proof=proof,

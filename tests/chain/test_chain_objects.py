@@ -239,7 +239,7 @@ def test_non_canonical_encodings_are_refused(obj: ChainObject) -> None:
     with pytest.raises(NonCanonicalError):
         decode(array(wide, force_wide=len(parts) >= 16))
     version = list(parts)
-    version[1] = b"\xcc\x01"  # version 1 as uint8
+    version[1] = b"\xcc" + bytes([obj.VERSION])  # the version as uint8
     with pytest.raises(NonCanonicalError):
         decode(array(version, force_wide=len(parts) >= 16))
     if len(parts) < 16:

@@ -293,3 +293,33 @@ def test_objects_of_all_types_round_trip_through_get(arena_store: Store, world) 
     for obj, cls in ((world.arena, Arena), (b, Blob), (p, Proposal), (a, Attestation)):
         got = arena_store.get(obj.id)
         assert type(got) is cls and got.encode() == obj.encode()
+
+
+def test_an_old_version_object_is_refused_with_a_clear_error(tmp_path: Path, world) -> None:
+    """A store written before attestation v2 (harness 2) names what to do, and is not called corrupt."""
+    import hashlib
+    import sqlite3
+
+    import msgpack
+
+    from chain.errors import OldObjectError
+
+    home = tmp_path / "old"
+    proposal, blob = make_proposal(world.authors[0], world.arena, world.arena.id)
+    att = make_attestation(world.verifiers[0], proposal)
+    with Store.open(home) as s:
+        for obj in (world.script, world.arena, blob, proposal, att):
+            s.add(obj)
+    items = msgpack.unpackb(att.encode(), raw=False)
+    names = list(Attestation.field_names())
+    v1 = [v for name, v in zip(names, items[2:], strict=True) if name not in (*Attestation.SPENT, "compute_class",
+                                                                             "compute_x_milli")]
+    old = msgpack.packb([items[0], 1, *v1], use_bin_type=True)  # the layout version 1 had
+    old_id = hashlib.sha256(b"ratchet/v1/id/attestation\x00" + old).digest()
+    with sqlite3.connect(home / "chain.sqlite3") as db:
+        db.execute("UPDATE objects SET encoding = ?, id = ? WHERE id = ?", (old, old_id, att.id))
+        db.execute("UPDATE attestations SET id = ? WHERE id = ?", (old_id, att.id))
+    with Store.open(home) as s:
+        with pytest.raises(OldObjectError, match="older ratchet.*start a new one"):
+            s.attestations(world.arena.id)
+        assert s.get(proposal.id) == proposal  # everything else still reads
