@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import math
 import time
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from model_helpers import SMALL
 
 from model.sources import TINYLANG_DOMAIN, draw, rng
+from model.sources.futures import LanguageFutures
 from model.sources.tinylang import COMPONENTS, TOPIC_STAY, Language, Params
 
 pytestmark = pytest.mark.timeout(120)
@@ -152,3 +154,65 @@ def test_a_different_key_changes_everything() -> None:
     c = replace(SMALL, source_settings=(("topics", "3"), ("train_bytes", "4096"), ("words", "64")))
     a, b = draw(c, 10), draw(c, 11)
     assert a.key != b.key and bytes(a.val[:64]) != bytes(b.val[:64])
+
+
+def test_topic_priors_reproduce_the_likelihood() -> None:
+    """The forward filter the futures are drawn with gives the same log-probability as log2_prob."""
+    lang = Language(rng.derive_key(6, b"prior"), Params(words=40, topics=3))
+    words = lang.sample_words("v", 60)
+    priors = lang.topic_priors(words)
+    hist = [0, 0, *words]
+    ll = 0.0
+    for t, w in enumerate(words):
+        shared, topical = lang.emission(hist[t], hist[t + 1])
+        ll += math.log2(float(priors[t] @ (shared[w] + topical[:, w])))
+    assert ll == pytest.approx(lang.log2_prob(lang.text(words)), abs=1e-9)
+    assert priors.shape == (61, 3) and np.allclose(priors.sum(axis=1), 1.0)
+
+
+def test_a_drawn_future_continues_the_text_consistently() -> None:
+    d = draw(SMALL, 3)
+    f = d.futures
+    assert isinstance(f, LanguageFutures)
+    vocab = set(f.lang.words)
+    g = np.random.Generator(np.random.PCG64(0))
+    ends = g.integers(0, 1200, 30).tolist()
+    for c, fut in zip(ends, f.follow(ends, [30] * len(ends), g), strict=True):
+        prefix = d.val[:c + 1].tobytes()
+        assert len(fut) == 30
+        word = prefix[prefix.rfind(b" ") + 1:] + fut.split(b" ")[0]
+        assert word in vocab, (prefix[-12:], fut)  # the partial word is completed into a real word
+        assert all(w in vocab for w in fut.split(b" ")[1:-1])
+        assert math.isfinite(f.lang.log2_prob(prefix + fut))
+
+
+def test_drawn_futures_follow_the_true_next_byte_law() -> None:
+    """At a cut inside a word, at a word's last letter and on a space: the first two drawn bytes
+    are distributed as the source says (exact law from log2_prob; z-scores of 3000 draws)."""
+    lang = Language(rng.derive_key(8, b"cond"), Params(words=24, topics=2))
+    text = lang.text(lang.sample_words("v", 80))
+    f = LanguageFutures(lang, np.frombuffer(text, dtype=np.uint8))
+    space = text.index(b" ", 100)
+    while space - text.rfind(b" ", 0, space) < 4:  # a word of three letters at least
+        space = text.index(b" ", space + 1)
+    alphabet = sorted(set(b"".join(lang.words)) | {32})
+    g = np.random.Generator(np.random.PCG64(1))
+    n = 3000
+    for c in (space - 2, space - 1, space):
+        base = lang.log2_prob(text[:c + 1])
+        first = {v: 2 ** (lang.log2_prob(text[:c + 1] + bytes([v])) - base) for v in alphabet}
+        second: dict[int, float] = {}
+        for v1, p1 in first.items():
+            if p1 > 0:
+                for v2 in alphabet:
+                    p = 2 ** (lang.log2_prob(text[:c + 1] + bytes([v1, v2])) - base)
+                    second[v2] = second.get(v2, 0.0) + p
+        assert sum(first.values()) == pytest.approx(1.0) and sum(second.values()) == pytest.approx(1.0)
+        law = f.next_byte(c)
+        assert all(law[v] == pytest.approx(p, abs=1e-9) for v, p in first.items())
+        drawn = f.follow([c] * n, [2] * n, g)
+        for pos, exact in ((0, first), (1, second)):
+            counts = Counter(d[pos] for d in drawn)
+            assert set(counts) <= {v for v, p in exact.items() if p > 0}
+            z = max(abs(counts.get(v, 0) - n * p) / math.sqrt(n * p * (1 - p) + 1e-12) for v, p in exact.items())
+            assert z < 4.5, (c, pos, z)
