@@ -14,7 +14,7 @@ from chain.seeds import derive_seeds
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 # The tiny arena shrunk to a few seconds of training per run. The margin is wider than
 # tiny's: at this budget neutral perturbations move val_bpb by up to ~0.006 (measured).
-SMALL = {"budget_value": "60000", "wall_cap_s": "600", "train_bytes": "131072", "words": "128",
+SMALL = {"budget_kind": "tokens", "budget_value": "60000", "wall_cap_s": "600", "train_bytes": "131072", "words": "128",
          "topics": "3", "eval_seq_len": "64", "eval_batch": "16", "eval_rows": "80", "probe_cuts": "1", "seeds": "3",
          "margin_ubpb": "20000"}
 # Seeds as a verifier draws them (31 bits from a signature): small ones an author could guess.

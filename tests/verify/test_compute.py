@@ -1,0 +1,128 @@
+"""The compute-fair rule: the class arithmetic, and real paired checks on a `compute` arena.
+
+The real checks run the tiny reference script at 200,000 tokens (a few
+seconds a run), parent and candidate concurrently in the sandbox, so the
+CPU time each one's process tree used decides the candidate's class.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from conftest import SEEDS, small_arena
+
+from verify import compute
+from verify.check import run_check
+from verify.compute import GENESIS, Position, class_for, keeps_class, tokens_at
+
+pytestmark = pytest.mark.timeout(900)
+
+TOKENS = "200000"
+
+
+def rel_of(ratio: float) -> float:
+    """rel of a candidate spending `ratio` times its parent's CPU time per token."""
+    return -math.log(ratio) / math.log(compute.STEP)
+
+
+@pytest.mark.parametrize("ratio, klass", [(1.0, 0), (1.1, 0), (0.9, 0), (1.5, -1), (2.0, -2), (4.0, -3),
+                                          (1 / 1.6, 1), (1 / 2.4, 2)])
+def test_classes_of_a_candidate_against_the_genesis(ratio, klass):
+    assert class_for(GENESIS, rel_of(ratio)) == klass
+
+
+def test_bought_compute_never_buys_more_than_the_slack():
+    """Whatever the candidate spends per token, at its class it gets at most STEP**SLACK of the parent's compute."""
+    for i in range(1, 400):
+        ratio = 1 + i / 50  # 1.02x .. 9x the parent's CPU per token
+        k = class_for(GENESIS, rel_of(ratio))
+        spent = ratio * tokens_at(1_000_000, k) / 1_000_000
+        assert spent <= compute.STEP ** compute.SLACK + 1e-6, (ratio, k, spent)
+
+
+def test_small_slowdowns_cannot_creep_along_the_chain():
+    """Each commit 1.2x slower than its parent stays within SLACK, but the drift drops the class soon."""
+    pos = GENESIS
+    classes = []
+    for _ in range(4):
+        rel = rel_of(1.2)
+        k = class_for(pos, rel)
+        pos = compute.position_after(pos, k, [rel])
+        classes.append(k)
+    assert classes[0] == 0 and classes[-1] <= -1
+    # the chain's compute per class, against the genesis, stays bounded
+    assert compute.STEP ** (-pos.x) * tokens_at(1_000_000, pos.klass) / 1_000_000 <= compute.STEP ** compute.SLACK_DRIFT
+
+
+def test_a_candidate_fast_only_while_classed_loses_its_class():
+    parent = Position(0, 0)
+    k = class_for(parent, rel_of(1 / 1.7))
+    assert k == 1
+    assert keeps_class(parent, k, rel_of(1 / 1.6)) and not keeps_class(parent, k, rel_of(1.1))
+
+
+def with_extra_forwards(script: bytes, n: int, when: str = "True") -> bytes:
+    """`script` with n extra forward passes per step under no_grad (pure waste), when `when` holds."""
+    marker = b"        loss.backward()\n"
+    assert marker in script
+    waste = (f"        if {when}:\n            with torch.no_grad():\n"
+             f"                for _ in range({n}):\n                    model(x)\n").encode()
+    return script.replace(marker, marker + waste, 1)
+
+
+def with_extra_steps(script: bytes, n: int) -> bytes:
+    """`script` taking n optimizer steps on every batch (the same tokens, n times the compute)."""
+    marker = b"        loss = F.cross_entropy("
+    assert marker in script
+    head, tail = script.split(marker, 1)
+    body, rest = tail.split(b"        step += 1\n", 1)
+    loop = b"        for _rep in range(%d):\n" % n
+    inner = b"".join(b"    " + line + b"\n" for line in (marker + body).rstrip(b"\n").split(b"\n"))
+    return head + loop + inner + b"        step += 1\n" + rest
+
+
+@pytest.fixture(scope="module")
+def compute_arena(verifier_key):
+    arena, ref = small_arena(verifier_key, budget_kind="compute", budget_value=TOKENS)
+    assert arena.budget_kind == "compute"
+    return arena, ref.data
+
+
+def test_the_same_script_gets_the_same_class_and_bitwise_the_same_result(compute_arena, test_launcher):
+    arena, ref = compute_arena
+    r = run_check(ref, ref, arena, SEEDS, threads=2, launcher=test_launcher)
+    assert r.verdict == "no_gain" and r.position.klass == 0
+    assert r.parent_ubpb == r.candidate_ubpb
+    assert all(q.parent.tokens == q.candidate.tokens <= int(TOKENS) for q in r.pairs)
+    assert all(q.parent.cpu_ms > 0 and q.candidate.cpu_ms > 0 for q in r.pairs)
+
+
+@pytest.mark.parametrize("n", [4])
+def test_bought_compute_is_never_accepted(compute_arena, test_launcher, n):
+    arena, ref = compute_arena
+    r = run_check(ref, with_extra_steps(ref, n), arena, SEEDS[:2], threads=2, launcher=test_launcher)
+    assert r.verdict != "improves", r.detail
+    assert r.verdict in ("no_gain", "invalid:over_compute")
+    if r.measured:
+        assert r.position.klass <= -2
+        assert all(q.candidate.tokens < q.parent.tokens for q in r.pairs)
+
+
+def test_removing_wasted_compute_improves(compute_arena, test_launcher):
+    """A parent that wastes two forward passes per step, against the same script without the waste."""
+    arena, ref = compute_arena
+    wasteful = with_extra_forwards(ref, 2)
+    r = run_check(wasteful, ref, arena, SEEDS, threads=2, launcher=test_launcher)
+    assert r.position.klass >= 1, r.detail
+    assert all(q.candidate.tokens > q.parent.tokens for q in r.pairs)
+    assert r.verdict == "improves", r.detail
+
+
+def test_fast_only_while_classed_is_over_compute(compute_arena, test_launcher):
+    """Fast at the parent's token count (to be promoted), wasteful once trained on more tokens."""
+    arena, ref = compute_arena
+    wasteful = with_extra_forwards(ref, 2)
+    sneaky = with_extra_forwards(ref, 6, when=f"feed.budget_tokens > {TOKENS}")
+    r = run_check(wasteful, sneaky, arena, SEEDS[:2], threads=2, launcher=test_launcher)
+    assert r.verdict == "invalid:over_compute", r.detail
