@@ -44,6 +44,35 @@ def test_caught_by_the_harness_or_limits(name, verdict, arena_and_ref, test_laun
     assert "BREACH" not in r.detail
 
 
+# Lookahead at a few positions (tests/verify/hostile/lookahead.py, one MODE per script): short rows
+# and many cuts per position, so each check is cheap and its detection is far from chance.
+LOOKAHEAD = {"eval_seq_len": "32", "eval_batch": "16", "eval_rows": "576", "probe_cuts": "18"}
+
+
+@pytest.fixture(scope="module")
+def lookahead_arena(verifier_key):
+    return small_arena(verifier_key, **LOOKAHEAD)
+
+
+@pytest.mark.parametrize("mode", ["first", "middle", "hashed", "plausible", "ahead2"])
+def test_lookahead_at_a_few_positions_is_caught(mode, lookahead_arena, test_launcher, parent_cache):
+    r = check(lookahead_arena, hostile("lookahead.py", mode=mode), test_launcher, parent_cache)
+    assert r.verdict == "cheat:peeks_future", r.detail
+    assert r.parent_ubpb == [] and "BREACH" not in r.detail
+
+
+def test_lookahead_only_in_the_trainer_is_caught(lookahead_arena, test_launcher, parent_cache):
+    # The fresh evaluator answers honestly, so the probes' repeat of a scored batch already
+    # disagrees with the trainer: reported as state (the first check in evaluate.Scorer.check).
+    r = check(lookahead_arena, hostile("lookahead.py", mode="trainer"), test_launcher, parent_cache)
+    assert r.verdict in ("cheat:stateful_eval", "cheat:peeks_future"), r.detail
+
+
+def test_the_honest_lookahead_control_passes_the_probes(lookahead_arena, test_launcher, parent_cache):
+    r = check(lookahead_arena, hostile("lookahead.py", mode="none"), test_launcher, parent_cache)
+    assert not r.verdict.startswith(("cheat:", "invalid:")), r.detail
+
+
 @pytest.mark.parametrize("name, blocked", [
     ("read_validation.py", "no validation data reachable"),
     ("huge_file.py", "blocked: stopped after"),
