@@ -300,6 +300,7 @@ class Attestation(ChainObject):
         Field("candidate_tokens", seq(_count, MAX_SEEDS)),
         Field("parent_cpu_ms", seq(_count, MAX_SEEDS), "per seed, CPU time of the parent's training process tree"),
         Field("candidate_cpu_ms", seq(_count, MAX_SEEDS)),
+        Field("parent_class", integer(-64, 64), "the parent's compute class it ran at (verify.compute)"),
         Field("compute_class", integer(-64, 64), "the candidate's compute class (verify.compute); 0 elsewhere"),
         Field("compute_x_milli", integer(-(10**7), 10**7), "its drift against the genesis, in 1/1000 classes"),
         Field("hardware", text(64)),
@@ -327,6 +328,7 @@ class Attestation(ChainObject):
         """Sign an attestation; what the runs consumed defaults to unrecorded (empty, class 0)."""
         for name in cls.SPENT:
             fields.setdefault(name, [])
+        fields.setdefault("parent_class", 0)
         fields.setdefault("compute_class", 0)
         fields.setdefault("compute_x_milli", 0)
         return super().create(key, **fields)

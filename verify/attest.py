@@ -92,7 +92,7 @@ def spent_fields(result: CheckResult) -> dict[str, Any]:
             "candidate_tokens": result.spent("candidate", "tokens"),
             "parent_cpu_ms": result.spent("parent", "cpu_ms"),
             "candidate_cpu_ms": result.spent("candidate", "cpu_ms"),
-            "compute_class": result.position.klass, "compute_x_milli": result.position.x_milli}
+            "parent_class": result.parent_class, "compute_class": result.position.klass, "compute_x_milli": result.position.x_milli}
 
 
 def overclaimed(proposal: Proposal, result: CheckResult, margin_ubpb: int) -> bool:

@@ -129,6 +129,7 @@ class CheckResult:
     runs: int = 0  # worker runs actually started (parent cache hits excluded)
     pairs: tuple[Pair, ...] = ()  # every seed measured on both scripts, also when the check ended early
     position: Position = GENESIS  # the candidate's compute class and drift (verify.compute)
+    parent_class: int = 0  # the class the parent ran at
 
     @property
     def measured(self) -> bool:
@@ -258,7 +259,8 @@ class _Check:
 
     def fail(self, verdict: str, detail: str) -> CheckResult:
         return CheckResult(verdict, self.seeds, [], [], [], self._wall_ms(), sorted(set(self.flags)),
-                           detail, None, self.train_s, self.runs, tuple(self.pairs), self.position)
+                           detail, None, self.train_s, self.runs, tuple(self.pairs), self.position,
+                           self.parent_pos.klass)
 
     def done(self, d: Decision, summary: str) -> CheckResult:
         floors = [q.floor_ubpb for q in self.pairs if q.floor_ubpb is not None]
@@ -266,7 +268,7 @@ class _Check:
                            [q.candidate_ubpb for q in self.pairs],
                            floors if len(floors) == len(self.seeds) else [], self._wall_ms(),  # type: ignore[misc]
                            sorted(set(self.flags)), summary, d, self.train_s, self.runs, tuple(self.pairs),
-                           self.position)
+                           self.position, self.parent_pos.klass)
 
     # -- runs ------------------------------------------------------------------
     def _abort_if_asked(self) -> None:

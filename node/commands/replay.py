@@ -1,9 +1,10 @@
 """`ratchet replay ATTESTATION`: run a recorded check again, from what the attestation says.
 
 The attestation names the proposal (and so both scripts and the arena), the
-seeds and, per seed, the training tokens each run consumed. Replay runs
-parent and candidate on those seeds with exactly those token counts, in the
-sandbox, and prints the recorded and replayed val_bpb side by side (and the
+seeds, the compute classes parent and candidate ran at (their token budgets,
+verify.compute) and, per seed, the training tokens each run consumed. Replay
+runs parent and candidate on those seeds with those budgets, in the sandbox,
+checks that each consumed the recorded tokens, and prints the recorded and replayed val_bpb side by side (and the
 CPU time, which is this machine's, not the verifier's). With the same thread
 count and CPU instruction set the metrics agree bit for bit; across machines
 they differ by about 1e-5 to 2e-4 bpb. Exit status 0 when every replayed
@@ -66,19 +67,24 @@ def replay(ctx: Context, attestation_id: str, threads: int, tolerance_ubpb: int,
     rows: list[dict[str, Any]] = []
     worst = 0
     jobs = [(i, role) for i in range(len(att.seeds)) for role in ("parent", "candidate")]
+    budgets = {"parent": None, "candidate": None}
+    if config.budget_kind == "compute":
+        from verify.compute import tokens_at
+
+        budgets = {"parent": tokens_at(arena.budget_value, att.parent_class),
+                   "candidate": tokens_at(arena.budget_value, att.compute_class)}
     for i, role in tqdm(jobs, disable=ctx.as_json, leave=False, desc="replaying", unit="run"):
         seed = att.seeds[i]
         tokens = getattr(att, f"{role}_tokens")[i]
         recorded = getattr(att, f"{role}_ubpb")[i]
         script = parent_script if role == "parent" else candidate_script
         try:
-            r = run_script(script, config, seed, launcher=launcher, threads=threads,
-                           tokens=tokens if config.budget_kind != "seconds" else None)
+            r = run_script(script, config, seed, launcher=launcher, threads=threads, tokens=budgets[role])
         except ModelError as e:
             raise click.ClickException(str(e)) from e
         replayed = to_ubpb(r.val_bpb) if r.ok and r.val_bpb is not None else None
         diff = None if replayed is None else replayed - recorded
-        worst = max(worst, abs(diff) if diff is not None else 10**9)
+        worst = max(worst, abs(diff) if diff is not None and r.tokens == tokens else 10**9)
         rows.append({"seed": seed, "role": role, "tokens": tokens, "replayed_tokens": r.tokens,
                      "recorded_ubpb": recorded, "replayed_ubpb": replayed, "diff_ubpb": diff,
                      "recorded_cpu_ms": getattr(att, f"{role}_cpu_ms")[i], "replayed_cpu_ms": int(r.cpu_s * 1000),

@@ -301,7 +301,7 @@ def test_compute_state_is_fast_on_a_long_chain() -> None:
         for v in (V1, V2, V3):
             atts.append(Attestation(proposal=p.id, arena=arena.id, seeds=[1], seed_proof=zero_sig,
                                     parent_ubpb=[1000], candidate_ubpb=[900], floor_ubpb=[], parent_tokens=[],
-                                    candidate_tokens=[], parent_cpu_ms=[], candidate_cpu_ms=[], compute_class=0,
+                                    candidate_tokens=[], parent_cpu_ms=[], candidate_cpu_ms=[], parent_class=0, compute_class=0,
                                     compute_x_milli=0, hardware="cpu",
                                     harness="h", verdict="improves", flags=[], wall_ms=1, timestamp=i,
                                     verifier=v.public, signature=zero_sig))

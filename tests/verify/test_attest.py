@@ -68,3 +68,26 @@ def test_missing_script_is_an_error(store_one_seed, verifier_key, test_launcher)
                              claim_seeds=[1], claim_hardware="cpu", timestamp=1_700_000_001_000)
     with pytest.raises(MissingObjectError):
         verify_proposal(verifier_key, store, orphan, threads=1, launcher=test_launcher)
+
+
+def test_replay_reruns_the_recorded_check(store_one_seed, verifier_key, test_launcher, tmp_path):
+    """`ratchet replay` runs the attestation's seeds with its token counts and agrees bit for bit."""
+    import json
+
+    from click.testing import CliRunner
+
+    from node.cli import main
+
+    store, arena, ref = store_one_seed
+    p = propose(store, arena, genuine(ref.data), (9_000_000, 4_000_000))
+    att = verify_proposal(verifier_key, store, p, threads=1, launcher=test_launcher)
+    assert store.add(att)
+    assert len(att.parent_tokens) == len(att.candidate_tokens) == 1 and min(*att.parent_tokens, *att.candidate_tokens) > 0
+    assert all(ms > 0 for ms in (*att.parent_cpu_ms, *att.candidate_cpu_ms))
+    r = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "--json", "replay", att.hex[:16]])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["agrees"] and data["max_abs_diff_ubpb"] == 0
+    assert [row["replayed_tokens"] for row in data["runs"]] == [att.parent_tokens[0], att.candidate_tokens[0]]
+    bad = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "replay", p.hex[:16]])
+    assert bad.exit_code == 1 and "not an attestation" in bad.output

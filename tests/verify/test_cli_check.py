@@ -25,9 +25,13 @@ def test_check_prints_verdict_and_seed_table(tmp_path):
     assert "verdict: no_gain" in r.output
     assert "tiny reference" in r.output
     row = next(line for line in r.output.splitlines() if line.strip().startswith("5 "))
-    seed, parent, candidate, gain, floor = row.split()
+    seed, parent, candidate, gain, floor, tokens, cpu = row.split()
     assert parent == candidate and gain == "0.000000"  # identical training: zero gain
     assert float(floor) < float(candidate)
+    p_tokens, c_tokens = tokens.split("/")
+    assert p_tokens == c_tokens and 0 < int(p_tokens) <= 20000  # the same class: the same tokens
+    assert all(float(x) > 0 for x in cpu.split("/"))
+    assert "compute class +0" in r.output
 
 
 def test_check_json_for_an_invalid_script(tmp_path):
