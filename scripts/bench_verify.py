@@ -14,9 +14,18 @@
    those seeds (seeds it chose); a verifier checks it on its own seeds.
 4. Hostile suite. Each script of tests/verify/hostile under the sandbox, one
    seed: detected = not `improves`, and the verdict expected for it.
+5. Compute fairness (the `compute` budget, verify.compute). Candidates that
+   spend 1.5x, 2x and 4x the reference's compute on the same tokens, and one
+   twice as wide, each checked against the reference on fresh seeds (target:
+   never `improves`); a parent that wastes two forward passes per step
+   against the same script without the waste (target: `improves` in >= 90%
+   of checks). Sections 1-3 run on the arena's own budget kind, so on `tiny`
+   they measure the compute rule too (overhead includes the concurrent pair;
+   neutral false accepts include class flips from timing noise).
 
     python scripts/bench_verify.py --quick
     python scripts/bench_verify.py --budget 500000 --variants 20
+    python scripts/bench_verify.py --skip overhead,neutral,hostile --waste-checks 10   # compute only
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ from chain.keys import SigningKey
 from chain.seeds import derive_seeds
 from model.arenas import build_arena, harness_config, reference_script
 from model.sources import draw, rng
-from verify.calibrate import neutral_variants
+from verify.calibrate import bought_compute, neutral_variants, with_extra_forwards
 from verify.check import run_check
 from verify.sandbox import BubblewrapLauncher, Limits
 
@@ -113,19 +122,52 @@ def overhead(ref: bytes, arena, launcher, repeats: int, threads: int) -> list[tu
     bare_train_s(ref, config, 1, threads)  # warm torch up once
     walls, trains, bares = [], [], []
     noop = ref + b"\n# bench\n"
+    concurrent = arena.budget_kind == "compute"  # the pair trains side by side: one run's training is the floor
     for i in range(repeats):
         bares.append(bare_train_s(ref, config, 100 + i, threads))
-        r = run_check(ref, noop, arena, [100 + i], threads=threads, launcher=launcher)
+        r = run_check(ref, noop, arena, [100 + i], threads=2 * threads if concurrent else threads, launcher=launcher)
         walls.append(r.wall_ms / 1000)
-        trains.append(r.train_s)
+        trains.append(r.train_s / 2 if concurrent else r.train_s)
         print(f"  repeat {i + 1}/{repeats}: check {walls[-1]:.1f} s containing {trains[-1]:.1f} s of training "
               f"(2 runs); bare training {bares[-1]:.1f} s", flush=True)
     w, t, b = statistics.median(walls), statistics.median(trains), statistics.median(bares)
-    return [("check wall time (median)", f"{w:.1f} s"), ("training inside it (2 runs)", f"{t:.1f} s"),
+    runs = 1 if concurrent else 2
+    return [("check wall time (median)", f"{w:.1f} s"),
+            ("training inside it", f"{t:.1f} s ({'2 runs side by side' if concurrent else '2 runs'})"),
             ("overhead share of the check", f"{(w - t) / w:.1%}"),
             ("overhead / training", f"{(w - t) / t:.1%}"),
             ("bare training, one run (median)", f"{b:.1f} s"),
-            ("harness training per run / bare", f"{t / 2 / b:.3f}")]
+            ("harness training per run / bare", f"{t / runs / b:.3f}")]
+
+
+def compute_fairness(ref: bytes, arena, launcher, seeds: int, waste_checks: int, threads: int
+                     ) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    n = 0
+    for name, script in bought_compute(ref):
+        n += 1
+        s = derive_seeds(f"bench-compute-{name}".encode(), seeds)
+        r = run_check(ref, script, arena, s, threads=2 * threads, launcher=launcher)
+        ratio = r.compute_ratio
+        gain = f"{r.decision.mean_gain:+.0f} ubpb" if r.decision else "-"
+        print(f"  {name:<12} {r.verdict:<22} class {r.position.klass:+d}  CPU ratio "
+              f"{ratio if ratio is None else round(ratio, 3)}  gain {gain}", flush=True)
+        rows.append((f"{name} candidate", f"{r.verdict} (class {r.position.klass:+d}, gain {gain}, "
+                                          f"CPU candidate/parent {ratio:.2f})" if ratio else r.verdict))
+    wasteful = with_extra_forwards(ref, 2)
+    wins = 0
+    classes = []
+    for i in range(waste_checks):
+        s = derive_seeds(f"bench-waste-{i}".encode(), seeds)
+        r = run_check(wasteful, ref, arena, s, threads=2 * threads, launcher=launcher)
+        wins += r.verdict == "improves"
+        classes.append(r.position.klass)
+        gain = f"{r.decision.mean_gain:+.0f}" if r.decision else "-"
+        print(f"  waste removed, check {i + 1}/{waste_checks}: {r.verdict} class {r.position.klass:+d} "
+              f"gain {gain} ubpb", flush=True)
+    rows.append(("waste removed (parent: 2 extra forwards/step)",
+                 f"improves in {wins}/{waste_checks} ({wins / max(waste_checks, 1):.0%}); classes {classes}"))
+    return rows
 
 
 def false_accepts(ref: bytes, arena, launcher, variants: int, seeds: list[int], threads: int):
@@ -150,7 +192,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads per run (1: OpenMP spinning on a loaded machine distorts timings)")
     ap.add_argument("--small-eval", action="store_true", help="the test suite's small data/eval settings")
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: overhead,neutral,hostile")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: overhead,neutral,hostile,compute")
+    ap.add_argument("--waste-checks", type=int, default=10, help="checks of the waste-removed candidate")
     args = ap.parse_args()
     if args.quick:
         args.budget, args.variants, args.repeats, args.small_eval = args.budget or 60000, 4, 1, True
@@ -195,6 +238,10 @@ def main() -> int:
             ("verifier's verdict", r.verdict),
             ("verifier's mean gain", f"{r.decision.mean_gain:+.0f} ubpb" if r.decision else "-"),
         ])
+    if "compute" not in skip and arena.budget_kind == "compute":
+        print("\n[5] compute fairness", flush=True)
+        table(f"compute fairness ({args.seeds} seeds per check, {arena.budget_value} tokens at class 0)",
+              compute_fairness(ref, arena, launcher, args.seeds, args.waste_checks, args.threads))
     if "hostile" not in skip:
         print("\n[4] hostile suite", flush=True)
         def hostile_arena(cap: int):

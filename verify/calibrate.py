@@ -57,3 +57,37 @@ def neutral_variants(script: bytes, n: int) -> list[tuple[str, bytes]]:
             seen.add(variant)
             out.append((f"{knob}*{factor:g}", variant))
     return out
+
+
+# -- candidates that spend compute instead of doing research (tests and scripts/bench_verify.py) --------
+_BACKWARD = b"        loss.backward()\n"
+_LOSS = b"        loss = F.cross_entropy("
+_STEP_DONE = b"        step += 1\n"
+
+
+def with_extra_forwards(script: bytes, n: int, when: str = "True") -> bytes:
+    """The tiny reference loop plus n forward passes per step under no_grad (pure waste) while `when` holds."""
+    if _BACKWARD not in script:
+        raise NoKnobError("loss.backward()")
+    waste = (f"        if {when}:\n            with torch.no_grad():\n"
+             f"                for _ in range({n}):\n                    model(x)\n").encode()
+    return script.replace(_BACKWARD, _BACKWARD + waste, 1)
+
+
+def with_extra_steps(script: bytes, n: int, every: int = 1) -> bytes:
+    """The tiny reference loop taking n optimizer steps on every `every`-th batch (1 on the others):
+    the same tokens for (n - 1) / every + 1 times the compute."""
+    if _LOSS not in script or _STEP_DONE not in script:
+        raise NoKnobError("the training step")
+    head, tail = script.split(_LOSS, 1)
+    body, rest = tail.split(_STEP_DONE, 1)
+    loop = f"        for _rep in range({n} if step % {every} == 0 else 1):\n".encode()
+    inner = b"".join(b"    " + line + b"\n" for line in (_LOSS + body).rstrip(b"\n").split(b"\n"))
+    return head + loop + inner + _STEP_DONE + rest
+
+
+def bought_compute(script: bytes) -> list[tuple[str, bytes]]:
+    """Candidates that spend 1.5x, 2x and 4x the compute on the same tokens, and one twice as wide."""
+    return [("1.5x steps", with_extra_steps(script, 2, every=2)), ("2x steps", with_extra_steps(script, 2)),
+            ("4x steps", with_extra_steps(script, 4)), ("2x width", perturb(script, "N_EMBD", 2.0).replace(
+                b"N_EMBD = 128.0", b"N_EMBD = 128"))]

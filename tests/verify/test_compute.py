@@ -13,6 +13,7 @@ import pytest
 from conftest import SEEDS, small_arena
 
 from verify import compute
+from verify.calibrate import with_extra_forwards, with_extra_steps
 from verify.check import run_check
 from verify.compute import GENESIS, Position, class_for, keeps_class, tokens_at
 
@@ -60,26 +61,6 @@ def test_a_candidate_fast_only_while_classed_loses_its_class():
     k = class_for(parent, rel_of(1 / 1.7))
     assert k == 1
     assert keeps_class(parent, k, rel_of(1 / 1.6)) and not keeps_class(parent, k, rel_of(1.1))
-
-
-def with_extra_forwards(script: bytes, n: int, when: str = "True") -> bytes:
-    """`script` with n extra forward passes per step under no_grad (pure waste), when `when` holds."""
-    marker = b"        loss.backward()\n"
-    assert marker in script
-    waste = (f"        if {when}:\n            with torch.no_grad():\n"
-             f"                for _ in range({n}):\n                    model(x)\n").encode()
-    return script.replace(marker, marker + waste, 1)
-
-
-def with_extra_steps(script: bytes, n: int) -> bytes:
-    """`script` taking n optimizer steps on every batch (the same tokens, n times the compute)."""
-    marker = b"        loss = F.cross_entropy("
-    assert marker in script
-    head, tail = script.split(marker, 1)
-    body, rest = tail.split(b"        step += 1\n", 1)
-    loop = b"        for _rep in range(%d):\n" % n
-    inner = b"".join(b"    " + line + b"\n" for line in (marker + body).rstrip(b"\n").split(b"\n"))
-    return head + loop + inner + b"        step += 1\n" + rest
 
 
 @pytest.fixture(scope="module")
