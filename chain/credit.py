@@ -59,16 +59,18 @@ class Credit:
     verifiers: list[VerifierCredit]
 
 
-COMPUTE_MEASURED = "wall-clock time of each check (parent and candidate runs), as its verifier signed it"
+COMPUTE_MEASURED = ("CPU time of each check's training runs (parent and candidate, as its verifier measured "
+                    "and signed it), or the check's wall-clock time where no run was measured")
 
 
 def check_compute_ms(attestation: Attestation) -> int:
     """What one check cost its verifier, in milliseconds: the one place compute given is read.
 
-    Today the wall-clock time the verifier signed (`wall_ms`); when attestations carry measured
-    CPU time, this function (and COMPUTE_MEASURED) is what changes.
+    The CPU time of the training runs the attestation records (harness 2), else the wall-clock
+    time the verifier signed (a check that ended before every seed was measured).
     """
-    return attestation.wall_ms
+    cpu = sum(attestation.parent_cpu_ms) + sum(attestation.candidate_cpu_ms)
+    return cpu if cpu > 0 else attestation.wall_ms
 
 
 def compute_credit(state: ChainState, attestations: Iterable[Attestation]) -> Credit:

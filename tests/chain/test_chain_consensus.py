@@ -316,3 +316,18 @@ def test_compute_state_is_fast_on_a_long_chain() -> None:
     assert s.commits[s.head].cumulative_ubpb == 10_000 * 100
     print(f"compute_state: {best:.3f} s")
     assert best < 2.0  # about 0.25 s on an idle core; generous for a shared CI machine
+
+
+def test_compute_given_is_the_measured_cpu_time_when_recorded() -> None:
+    from chain.builders import key, make_arena, make_attestation, make_proposal
+    from chain.credit import check_compute_ms
+
+    arena, _ = make_arena(key(0), [key(1).public], quorum=1)
+    p, _ = make_proposal(key(2), arena, arena.id)
+    bare = make_attestation(key(1), p, wall_ms=90_000)
+    assert check_compute_ms(bare) == 90_000  # nothing measured per run: the wall time signed
+    fields = {k: v for k, v in bare.fields().items() if k not in ("verifier", "signature")}
+    measured = type(bare).create(key(1), **{**fields, "parent_tokens": [4_000_000] * 2,
+                                            "candidate_tokens": [4_000_000] * 2,
+                                            "parent_cpu_ms": [50_000, 52_000], "candidate_cpu_ms": [51_000, 49_000]})
+    assert check_compute_ms(measured) == 202_000 and measured.compute_ratio == 100_000 / 102_000
