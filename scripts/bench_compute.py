@@ -7,6 +7,10 @@ with LOAD busy processes competing for the same cores. For every pair it
 prints rel = log(parent rate / candidate rate) / log(STEP) (verify.compute:
 0 for identical scripts; the class changes once |rel| crosses SLACK) and the
 CPU time per run, so the allowance SLACK can be chosen from the spread.
+In each phase it also runs two verdicts that must not flip under load: a
+parent wasting two forward passes per step against the same script without
+the waste (`improves`), and the reference against four optimizer steps per
+batch (never `improves`).
 
     python scripts/bench_compute.py [--tokens 400000] [--pairs 8] [--load 2] [--json]
 """
@@ -24,6 +28,7 @@ import click
 from chain.keys import SigningKey
 from model.arenas import build_arena, reference_script
 from verify import compute
+from verify.calibrate import with_extra_forwards, with_extra_steps
 from verify.check import run_check
 
 
@@ -33,10 +38,23 @@ def _burn(stop_at: float) -> None:
         x = (x * 31 + 7) % 1000003
 
 
-def measure(tokens: int, pairs: int, seed0: int) -> list[dict[str, float]]:
+def _arena(tokens: int, seeds: int):  # noqa: ANN202 - an Arena
     key = SigningKey.generate()
-    arena, _ = build_arena("tiny", key, [key.public], 1,
-                           overrides={"budget_value": str(tokens), "seeds": str(pairs)})
+    return build_arena("tiny", key, [key.public], 1, overrides={"budget_value": str(tokens), "seeds": str(seeds)})[0]
+
+
+def verdicts(tokens: int, seed0: int) -> dict[str, str]:
+    """The two verdicts that must hold under any load (3 seeds each)."""
+    arena, ref = _arena(tokens, 3), reference_script("tiny")
+    seeds = [seed0 + 10, seed0 + 11, seed0 + 12]
+    waste = run_check(with_extra_forwards(ref, 2), ref, arena, seeds, threads=2)
+    bought = run_check(ref, with_extra_steps(ref, 4), arena, seeds, threads=2)
+    return {"waste_removed": f"{waste.verdict} (class {waste.position.klass:+d})",
+            "4x_steps": f"{bought.verdict} (class {bought.position.klass:+d})"}
+
+
+def measure(tokens: int, pairs: int, seed0: int) -> list[dict[str, float]]:
+    arena = _arena(tokens, pairs)
     ref = reference_script("tiny")
     r = run_check(ref, ref, arena, [seed0 + i for i in range(pairs)], threads=2)
     out = []
@@ -67,6 +85,7 @@ def summary(rows: list[dict[str, float]]) -> dict[str, float]:
 @click.option("--json", "as_json", is_flag=True)
 def main(tokens: int, pairs: int, load: int, as_json: bool) -> None:
     idle = measure(tokens, pairs, 1000)
+    idle_verdicts = verdicts(tokens, 1000)
     procs = []
     stop_at = time.time() + 3600
     for _ in range(load):
@@ -75,12 +94,14 @@ def main(tokens: int, pairs: int, load: int, as_json: bool) -> None:
         procs.append(p)
     try:
         loaded = measure(tokens, pairs, 2000)
+        loaded_verdicts = verdicts(tokens, 2000)
     finally:
         for p in procs:
             p.terminate()
             p.join(5)
     res = {"tokens": tokens, "step": compute.STEP, "slack": compute.SLACK,
-           "idle": summary(idle), "loaded": summary(loaded), "idle_rows": idle, "loaded_rows": loaded}
+           "idle": summary(idle), "loaded": summary(loaded), "idle_rows": idle, "loaded_rows": loaded,
+           "idle_verdicts": idle_verdicts, "loaded_verdicts": loaded_verdicts}
     res["load_cpu_ratio"] = res["loaded"]["cpu_median_s"] / res["idle"]["cpu_median_s"]
     if as_json:
         print(json.dumps(res, indent=1))
@@ -94,6 +115,9 @@ def main(tokens: int, pairs: int, load: int, as_json: bool) -> None:
         print(f"{name:<8}{s['pairs']:>6}{s['rel_median']:>12.3f}{s['rel_sd']:>9.3f}{s['rel_max_abs']:>11.3f}"
               f"{s['ratio_max']:>11.3f}{s['cpu_median_s']:>11.2f}{s['class_flips']:>7}{int(s['bitwise_equal']):>9}")
     print(f"loaded / idle CPU per run: {res['load_cpu_ratio']:.3f}x (load: {load} busy processes)")
+    for name in ("idle", "loaded"):
+        v = res[f"{name}_verdicts"]
+        print(f"{name:<8} waste removed: {v['waste_removed']}; 4x steps per batch: {v['4x_steps']}")
 
 
 if __name__ == "__main__":
