@@ -1,6 +1,6 @@
 """The compute-fair rule: the class arithmetic, and real paired checks on a `compute` arena.
 
-The real checks run the tiny reference script at 200,000 tokens (a few
+The real checks run the tiny reference script at 120,000 tokens (a few
 seconds a run), parent and candidate concurrently in the sandbox, so the
 CPU time each one's process tree used decides the candidate's class.
 """
@@ -19,7 +19,7 @@ from verify.compute import GENESIS, Position, class_for, keeps_class, tokens_at
 
 pytestmark = pytest.mark.timeout(900)
 
-TOKENS = "200000"
+TOKENS = "120000"
 
 
 def rel_of(ratio: float) -> float:
