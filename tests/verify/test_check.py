@@ -63,10 +63,14 @@ def test_refuses_without_a_sandbox(arena_and_ref, monkeypatch, tmp_path):
 
 
 def test_refuses_an_arena_of_another_harness(arena_and_ref, test_launcher):
+    """An arena made by the first harness is never judged by this one's rules; the error names both."""
+    from model.harness import HARNESS_VERSION
+
     arena, ref = arena_and_ref
-    with pytest.raises(HarnessMismatchError):
-        run_check(ref.data, ref.data, arena.replace(harness="ratchet-harness-999"), SEEDS,
-                  launcher=test_launcher)
+    for old in ("ratchet-harness-1", "ratchet-harness-999"):
+        with pytest.raises(HarnessMismatchError) as e:
+            run_check(ref.data, ref.data, arena.replace(harness=old), SEEDS, launcher=test_launcher)
+        assert old in str(e.value) and HARNESS_VERSION in str(e.value) and HARNESS_VERSION == "ratchet-harness-2"
 
 
 def test_the_local_check_measures_what_a_verifier_measures(arena_and_ref, test_launcher, parent_cache):
