@@ -68,8 +68,8 @@ TINY = Preset(
     seeds=3,
     margin_ubpb=3_000,
     settings={"source": "tinylang", "words": "512", "topics": "4", "train_bytes": str(1 << 20),
-              "eval_seq_len": "128", "eval_batch": "32", "eval_rows": "512", "tolerance": "0.0002",
-              "probe_cuts": "3"},
+              "eval_seq_len": "128", "eval_batch": "32", "eval_rows": "672", "tolerance": "0.0002",
+              "probe_cuts": "5"},  # 5 x 127 lookahead rows + a batch: scripts/bench_attacks.py
 )
 
 
@@ -87,8 +87,8 @@ TEXT = Preset(
     hardware="cpu",
     seeds=3,
     margin_ubpb=3_000,
-    settings={"source": "text", "eval_seq_len": "128", "eval_batch": "32", "eval_rows": "512",
-              "tolerance": "0.0002", "probe_cuts": "3"},
+    settings={"source": "text", "eval_seq_len": "128", "eval_batch": "32", "eval_rows": "672",
+              "tolerance": "0.0002", "probe_cuts": "5"},
 )
 
 GPU = Preset(
@@ -106,8 +106,8 @@ GPU = Preset(
     seeds=3,
     margin_ubpb=2_000,
     settings={"source": "tinylang", "words": "4096", "topics": "8", "train_bytes": str(32 << 20),
-              "eval_seq_len": "512", "eval_batch": "32", "eval_rows": "1600", "tolerance": "0.005",
-              "max_batch_tokens": str(1 << 21), "probe_cuts": "3"},
+              "eval_seq_len": "512", "eval_batch": "32", "eval_rows": "1568", "tolerance": "0.005",
+              "max_batch_tokens": str(1 << 21), "probe_cuts": "3"},  # 3 x 511 lookahead rows + a batch
 )
 
 _TABLE = {"tiny": TINY, "text": TEXT, "gpu": GPU}

@@ -21,17 +21,34 @@ thread count set. `feed` is the script's only source of data:
 
 The script chooses the batch shape (B * T at most config.max_batch_tokens);
 every token it is handed counts against a `tokens` budget; under a `seconds`
-budget the feed closes at the deadline counted from the first batch. A hard
-wall-clock cap, counted from the moment the worker has imported torch,
-kills the worker's whole process group.
+budget the feed closes at the deadline counted from the first batch. Under a
+`compute` budget the feed closes after feed.budget_tokens tokens, the count
+of the run's compute class, which the verifier chose from the CPU time this
+script's process tree used against its parent's (verify/compute.py): a
+script that trains faster per token may be given more tokens, one that
+spends more per token fewer. That CPU time (threads and child processes
+included) is charged from torch imported until training ended; nothing the
+script prints counts. A hard wall-clock cap, counted from the moment the
+worker has imported torch, kills the worker's whole process group.
 
 `train` returns the model: a callable (usually an nn.Module, put in eval
 mode by the harness) mapping int64 inputs (B, T) on feed.device to float
 logits (B, T, 256) for the next byte at every position. It is called under
 torch.no_grad() on validation inputs only, in batches of eval_batch rows of
 eval_seq_len bytes. The model must be causal (position t may depend on
-inputs <= t only), treat rows independently and keep no state between calls;
-the harness checks all three on probe rows the script cannot recognise.
+inputs <= t only), treat rows independently and keep no state between calls.
+The harness checks all three on probe calls answered by a fresh worker that
+loaded the trained model and compares them with the trainer's answers: a
+scored batch sent twice; exact copies of scored rows next to other
+companions; and lookahead rows. For every position p in 0 .. eval_seq_len-2,
+`probe_cuts` distinct validation rows keep their bytes up to p and get a
+future drawn from the source given everything before (tinylang: an exact
+conditional draw; file-backed text: spliced from held-out text where the
+same word prefix occurs), so a lookahead row looks like any other. Any
+difference at positions <= p is peeks_future: a model that reads a later byte
+anywhere, even at one position of every row, or two bytes ahead, is caught
+unless every drawn future agrees with the real one where it reads
+(evaluate.py; measured rates in BENCHMARKS.md, "Lookahead attacks").
 
 Everything that decides the score (the data, the budget, the evaluation,
 the metric) is the harness's: the parent process generates the data from the

@@ -43,8 +43,8 @@ def test_tiny_arena_round_trips_and_parses() -> None:
 
 def test_overrides_set_fields_and_settings_and_refuse_typos() -> None:
     arena, _ = arenas.build_arena("tiny", KEY, [KEY.public], 1,
-                                  overrides={"budget_value": "8000", "seeds": "2", "eval_rows": "448"})
-    assert arena.budget_value == 8000 and arena.seeds == 2 and arena.setting("eval_rows") == "448"
+                                  overrides={"budget_value": "8000", "seeds": "2", "eval_rows": "704"})
+    assert arena.budget_value == 8000 and arena.seeds == 2 and arena.setting("eval_rows") == "704"
     with pytest.raises(ValueError, match="unknown arena setting"):
         arenas.build_arena("tiny", KEY, [KEY.public], 1, overrides={"budjet": "1"})
     with pytest.raises(ValueError, match="not an integer"):

@@ -55,14 +55,14 @@ def test_rows_needed_and_the_arena_refuses_too_few_rows() -> None:
     assert rows_needed(3, 128, 32) == 416 and rows_needed(1, 32, 8) == 40 and rows_needed(1, 2, 8) == 24
     with pytest.raises(ValueError, match="at least 416"):
         schedule(384, 32, 128, key(1), probe_cuts=3)
-    with pytest.raises(ConfigError, match="at least 416"):
-        arenas.build_arena("tiny", KEY, [KEY.public], 1, overrides={"eval_rows": "384"})
+    with pytest.raises(ConfigError, match="at least 672"):
+        arenas.build_arena("tiny", KEY, [KEY.public], 1, overrides={"eval_rows": "640"})
     with pytest.raises(ConfigError, match="probe_cuts"):
         arenas.build_arena("tiny", KEY, [KEY.public], 1, overrides={"probe_cuts": "0"})
-    for name in ("tiny", "gpu"):
+    for name, cuts in (("tiny", 5), ("gpu", 3)):
         arena, _ = arenas.build_arena(name, KEY, [KEY.public], 1, created_at_ms=1)
         c = arenas.harness_config(arena)
-        assert c.probe_cuts == 3 and c.eval_rows >= rows_needed(c.probe_cuts, c.eval_seq_len, c.eval_batch)
+        assert c.probe_cuts == cuts and c.eval_rows == rows_needed(c.probe_cuts, c.eval_seq_len, c.eval_batch)
 
 
 def test_inputs_keep_the_prefix_and_take_the_drawn_future() -> None:
