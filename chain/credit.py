@@ -1,11 +1,14 @@
 """Credit (the leaderboard's points): a pure function of a chain state and its attestations.
 
 Authors earn one point per 0.0001 bpb (100 micro-bits) of verified gain on each
-accepted commit. Verifiers earn 10 points per check whose verdict agreed with
-the decided outcome (chain.consensus.Tally.agreed: "improves" on an accepted or
-orphaned commit, anything else on a rejected one; a key that signed conflicting
-verdicts on one proposal made one check there, and it disagreed). Checks of
-pending commits are counted as pending and earn nothing yet.
+accepted commit. Verifiers earn 10 points per counted check whose verdict agreed
+with the decided outcome (chain.consensus.Tally.agreed: "improves" on an
+accepted or orphaned commit, anything else on a rejected one; a key that signed
+conflicting verdicts on one proposal made one check there, and it disagreed).
+Checks of pending commits are counted as pending and earn nothing yet. A check
+by a key not counted at the commit's height (a volunteer's, chain.verifiers) is
+listed with its agreement and compute but earns no points: copying a decided
+verdict costs nothing, so it must not buy a rank.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from chain.consensus import ACCEPTED, REJECTED, ChainState, Tally, tallies
+from chain.consensus import ACCEPTED, REJECTED, ChainState, Tally, state_tallies
 from chain.objects import Attestation
 
 UBPB_PER_AUTHOR_POINT = 100
@@ -39,13 +42,14 @@ class ContributorCredit:
 class VerifierCredit:
     key: bytes
     points: int
-    checks: int  # proposals it attested (one check per proposal)
+    checks: int  # proposals it attested (one check per proposal), counted or not
     agreed: int
     disagreed: int
     pending: int
     compute_ms: int  # what all its attestations cost (check_compute_ms)
     hardware: tuple[str, ...]
     last_seen_ms: int
+    counted_checks: int = 0  # of `checks`, those made while counted at the commit's height
 
     @property
     def agreement_rate(self) -> float | None:
@@ -74,12 +78,12 @@ def check_compute_ms(attestation: Attestation) -> int:
 
 
 def compute_credit(state: ChainState, attestations: Iterable[Attestation]) -> Credit:
-    """Points of every author and verifier-set key active on the arena of `state`."""
-    return credit_from(state, tallies(state.arena, state.commits, attestations))
+    """Points of every author and verifying key active on the arena of `state`."""
+    return credit_from(state, state_tallies(state, attestations))
 
 
 def credit_from(state: ChainState, counted: Mapping[bytes, Tally]) -> Credit:
-    """compute_credit from tallies of state's commits already made (chain.consensus.tallies)."""
+    """compute_credit from tallies of state's commits already made (chain.consensus.state_tallies)."""
     return Credit(_contributors(state), _verifiers(state, counted))
 
 
@@ -101,20 +105,26 @@ def _contributors(state: ChainState) -> list[ContributorCredit]:
 
 
 def _verifiers(state: ChainState, counted: Mapping[bytes, Tally]) -> list[VerifierCredit]:
-    made: dict[bytes, list[tuple[bool | None, dict[bytes, Attestation]]]] = {}  # key -> (agreed, signed)
+    # key -> (agreed, counted, signed) per check
+    made: dict[bytes, list[tuple[bool | None, bool, dict[bytes, Attestation]]]] = {}
     for pid, t in counted.items():
         status = state.commits[pid].status
         for key, atts in t.signed.items():
-            made.setdefault(key, []).append((t.agreed(key, status), atts))
+            made.setdefault(key, []).append((t.agreed(key, status), True, atts))
+        for key, atts in t.others.items():
+            made.setdefault(key, []).append((t.agreed(key, status), False, atts))
     out = []
     for key, checks in made.items():
-        agreed = sum(1 for ok, _ in checks if ok)
-        signed = [a for _, atts in checks for a in atts.values()]
+        agreed = sum(1 for ok, _, _ in checks if ok)
+        earned = sum(1 for ok, is_counted, _ in checks if ok and is_counted)
+        signed = [a for _, _, atts in checks for a in atts.values()]
         out.append(VerifierCredit(
-            key=key, points=agreed * POINTS_PER_AGREED_CHECK, checks=len(checks), agreed=agreed,
-            disagreed=sum(1 for ok, _ in checks if ok is False), pending=sum(1 for ok, _ in checks if ok is None),
+            key=key, points=earned * POINTS_PER_AGREED_CHECK, checks=len(checks), agreed=agreed,
+            disagreed=sum(1 for ok, _, _ in checks if ok is False),
+            pending=sum(1 for ok, _, _ in checks if ok is None),
             compute_ms=sum(check_compute_ms(a) for a in signed), hardware=tuple(sorted({a.hardware for a in signed})),
             last_seen_ms=max(a.timestamp for a in signed),
+            counted_checks=sum(1 for _, is_counted, _ in checks if is_counted),
         ))
     out.sort(key=lambda v: (-v.points, v.key))
     return out

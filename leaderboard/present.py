@@ -180,7 +180,8 @@ def commit_detail(av: ArenaView, cid: bytes, attestations: list[Attestation], di
     p = av.commits[cid]
     parent = av.commits.get(p.parent)
     children = [av.commits[c] for c in av.children.get(cid, [])]
-    t = tally(av.arena, cid, attestations)
+    t = tally(av.arena, cid, attestations, av.counted_sets.get(cid))
+    signed = {**t.others, **t.signed}
     return {
         "arena": arena_ref(av), **commit_row(av, cid), "message": p.message,
         "parent": {"id": p.parent.hex(), "short": short(p.parent), "is_arena": parent is None,
@@ -189,7 +190,8 @@ def commit_detail(av: ArenaView, cid: bytes, attestations: list[Attestation], di
         "script": p.script.hex(), "on_mainline": cid in set(av.mainline),
         "claim": {"parent_bpb": bpb(p.claim_parent_ubpb), "candidate_bpb": bpb(p.claim_candidate_ubpb),
                   "seeds": list(p.claim_seeds), "hardware": p.claim_hardware},
-        "checks": [{**check_dict(c, list(t.signed[c.verifier].values())),
+        "checks": [{**check_dict(c, list(signed[c.verifier].values())),
+                    "counted": c.verifier in t.signed,
                     "verifier_profile": profile_ref(av, c.verifier)} for c in checks_of(cid, p.status, t)],
         "diff": diff,
     }

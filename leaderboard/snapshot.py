@@ -20,10 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from chain.consensus import STATUSES, ChainState, MeasuredField, Tally, compute_state, tallies
+from chain.consensus import (
+    STATUSES,
+    ChainState,
+    MeasuredField,
+    Tally,
+    compute_state,
+    counted_sets,
+    state_tallies,
+)
 from chain.credit import ContributorCredit, Credit, VerifierCredit, credit_from
 from chain.objects import Arena, Attestation, load_trusted
 from chain.store import Store
+from chain.verifiers import Standing
 from leaderboard import people
 from leaderboard.people import Point, ProfileRow, TeamRow
 
@@ -110,6 +119,8 @@ class ArenaView:
     history: dict[bytes, list[Point]] = field(default_factory=dict)  # key -> cumulative points over time
     team_history: dict[str, list[Point]] = field(default_factory=dict)  # team id -> the same
     checked_ms: dict[bytes, int] = field(default_factory=dict)  # author -> what checking its proposals cost
+    counted_sets: dict[bytes, frozenset[bytes]] = field(default_factory=dict)  # commit -> keys counted there
+    standing: Standing | None = None  # every key's verifier status (chain.verifiers)
 
     @property
     def id(self) -> bytes:
@@ -183,7 +194,7 @@ def build_view(state: ChainState, atts: list[Attestation], profiles: dict[bytes,
                ) -> ArenaView:
     """Index one arena's state with the current profiles (pure: tests can build views without a store)."""
     arena = state.arena
-    counted = tallies(arena, state.commits, atts)
+    counted = state_tallies(state, atts)
     credit = credit_from(state, counted)
     profiles = profiles if profiles is not None else {}
     events = people.credit_events(state, counted)
@@ -240,13 +251,14 @@ def build_view(state: ChainState, atts: list[Attestation], profiles: dict[bytes,
         reference_ubpb=_first_measured(counted, mainline[-1:] + first, "parent_ubpb"),
         status_counts=counts, profiles=profiles, teams=team_rows,
         history={k: people.history(v) for k, v in events.items()}, team_history=team_history,
-        checked_ms=checked,
+        checked_ms=checked, counted_sets=counted_sets(state), standing=state.standing,
     )
 
 
 def checks_of(pid: bytes, status: str, t: Tally) -> list[Check]:
-    """One Check per verifier-set key in `t`, the tally of `pid` (by the rule chain.credit uses)."""
-    return [Check(key, pid, t.verdict(key), t.agreed(key, status)) for key in sorted(t.signed)]
+    """One Check per key that attested in `t`, the tally of `pid`, counted or not (chain.credit's rule)."""
+    keys = sorted(t.signed.keys() | t.others.keys())
+    return [Check(key, pid, t.verdict(key), t.agreed(key, status)) for key in keys]
 
 
 def _recent(commits: dict[bytes, CommitRow], atts: list[Attestation], newest: list[bytes]) -> list[Event]:

@@ -54,7 +54,7 @@ def log(ctx: Context, max_count: int | None, show_all: bool) -> None:
 
 def commit_dict(state: ChainState, c: CommitInfo, atts: list[Attestation]) -> dict[str, Any]:
     p = c.proposal
-    t = tally(state.arena, c.id, atts)
+    t = tally(state.arena, c.id, atts, c.counted or None)
     votes = {k.hex(): v for k, v in c.votes.items()}
     return {
         "id": c.id.hex(), "parent": p.parent.hex(), "author": p.author.hex(), "message": p.message,

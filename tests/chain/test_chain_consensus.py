@@ -126,8 +126,11 @@ def test_tally_is_the_vote_rule_that_state_and_credit_share() -> None:
     assert c.metric_ubpb == t.metric_ubpb == 1_500_000 - max(first_v2.mean_gain_ubpb, 500)
     assert [t.agreed(V1.public, s) for s in ("accepted", "rejected", "pending")] == [False, False, False]
     assert [t.agreed(V2.public, s) for s in ("accepted", "orphaned", "rejected", "pending")] == [True, True, False, None]
-    credit = {v.key: (v.agreed, v.disagreed, v.checks) for v in compute_credit(state, atts).verifiers}
-    assert credit == {V1.public: (0, 1, 1), V2.public: (1, 0, 1), V3.public: (1, 0, 1)}
+    rows = compute_credit(state, atts).verifiers
+    credit = {v.key: (v.agreed, v.disagreed, v.checks) for v in rows}
+    # The key outside the set is listed (a volunteer, chain.verifiers) and earns no points.
+    assert credit == {V1.public: (0, 1, 1), V2.public: (1, 0, 1), V3.public: (1, 0, 1), key(50).public: (1, 0, 1)}
+    assert {v.key: v.points for v in rows}[key(50).public] == 0
     assert tally(arena, p.id, []).votes == {} and tally(arena, p.id, []).metric_ubpb is None
     assert (low_median([4, 1, 3, 2]), low_median([3, 1, 2]), median_mean([[1, 2], [], [10]])) == (2, 2, 1)
     assert median_mean([[], []]) is None
