@@ -69,11 +69,15 @@ def test_a_quorum_of_admitted_colluders_is_overturned_by_r_honest_checks_and_dem
     assert s2.commits[child.id].status == "pending" and not s2.commits[child.id].votes
     assert s2.head == props[-1].id
     assert [s2.standing.status(k.public) for k in COLLUDERS[:2]] == ["demoted", "demoted"]
-    # Demoted, they no longer count: the next bad commit they vouch for stays pending.
-    bad3 = prop(arena, props[-1].id, "bad again")
-    s3 = compute_state(arena, [*props, bad, child, bad3],
-                       atts + lies + honest + [make_attestation(k, bad3, "improves") for k in COLLUDERS[:2]])
-    assert s3.commits[bad3.id].status == "pending"
+    # Demoted from the next height on, they no longer count: a bad commit they vouch for on a later
+    # height stays pending (a sibling of `bad`, at its height, is still decided by that height's set).
+    good = prop(arena, props[-1].id, "a good sibling")
+    bad3 = prop(arena, good.id, "bad again")
+    more = [make_attestation(f, good, "improves") for f in (F1, F2)]
+    more += [make_attestation(k, bad3, "improves") for k in COLLUDERS[:2]]
+    s3 = compute_state(arena, [*props, bad, child, good, bad3], atts + lies + honest + more)
+    assert s3.commits[good.id].status == "accepted"
+    assert s3.commits[bad3.id].status == "pending" and not s3.commits[bad3.id].votes
 
 
 def test_one_honest_check_does_not_overturn_a_colluding_quorum_but_two_do() -> None:
