@@ -36,6 +36,7 @@ from chain.errors import (
 from chain.keys import verify_batch
 from chain.objects import (
     MAX_BLOB_BYTES,
+    Amendment,
     Arena,
     Attestation,
     Blob,
@@ -184,16 +185,18 @@ def _checked_decode(oid: bytes, data: bytes) -> Any:
 
 
 def _states(objects: list[Any]) -> dict[bytes, ChainState]:
-    by_arena: dict[bytes, tuple[list[Proposal], list[Attestation]]] = {
-        o.id: ([], []) for o in objects if isinstance(o, Arena)
+    by_arena: dict[bytes, tuple[list[Proposal], list[Attestation], list[Amendment]]] = {
+        o.id: ([], [], []) for o in objects if isinstance(o, Arena)
     }
     for o in objects:
         if isinstance(o, Proposal):
             by_arena[o.arena][0].append(o)
         elif isinstance(o, Attestation):
             by_arena[o.arena][1].append(o)
+        elif isinstance(o, Amendment):
+            by_arena[o.arena][2].append(o)
     arenas = {o.id: o for o in objects if isinstance(o, Arena)}
-    return {aid: compute_state(arenas[aid], ps, ats) for aid, (ps, ats) in by_arena.items()}
+    return {aid: compute_state(arenas[aid], ps, ats, ams) for aid, (ps, ats, ams) in by_arena.items()}
 
 
 def _check_rules(objects: list[Any]) -> None:
@@ -212,6 +215,9 @@ def _check_rules(objects: list[Any]) -> None:
                 if proposal_arena[obj.parent] != obj.arena:
                     raise WrongArenaError(proposal_arena[obj.parent].hex(), obj.arena.hex())
             proposal_arena[obj.id] = obj.arena
+        elif isinstance(obj, Amendment):
+            if obj.arena not in arenas:
+                raise UnknownArenaError(obj.arena.hex())
         elif isinstance(obj, Attestation):
             if obj.proposal not in proposal_arena:
                 raise UnknownProposalError(obj.proposal.hex())

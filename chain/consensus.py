@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from chain.errors import NotFoundError
-from chain.objects import Arena, Attestation, Proposal
+from chain.objects import Amendment, Arena, Attestation, Proposal
 from chain.verifiers import CONFLICTING, Check, Outcome, Roster, Standing
 
 if TYPE_CHECKING:
@@ -227,7 +227,8 @@ def _count(by_key: dict[bytes, dict[bytes, Attestation]], counted: Collection[by
 
 
 def compute_state(
-    arena: Arena, proposals: Iterable[Proposal], attestations: Iterable[Attestation]
+    arena: Arena, proposals: Iterable[Proposal], attestations: Iterable[Attestation],
+    amendments: Iterable[Amendment] = (),
 ) -> ChainState:
     """The arena's commits, accepted set, head and verifier standing from the objects given (any order)."""
     arena_id = arena.id
@@ -239,10 +240,11 @@ def compute_state(
     for pid, p in props.items():
         children.setdefault(p.parent, []).append(pid)
     signed = _signed(arena, props, attestations)
-    roster = Roster.genesis(arena.verifiers, arena.quorum)
+    mine = [a for a in amendments if a.arena == arena_id]
+    roster = Roster.genesis(arena.verifiers, arena.quorum, mine)
     founders = frozenset(arena.verifiers)
-    # Only founding keys ever attested: the counted set never moves, nothing to walk (the old rule).
-    static = all(k in founders for by_key in signed.values() for k in by_key)
+    # No amendment and only founding keys ever attested: the counted set never moves (the old rule).
+    static = not mine and all(k in founders for by_key in signed.values() for k in by_key)
 
     commits: dict[bytes, CommitInfo] = {}
     accepted: set[bytes] = set()
@@ -324,4 +326,5 @@ def state_for(store: Store, arena_id: bytes) -> ChainState:
     arena = store.get(arena_id)
     if not isinstance(arena, Arena):
         raise NotFoundError(f"arena {arena_id.hex()} (that id names a {arena.TYPE})")
-    return compute_state(arena, store.proposals(arena_id), store.attestations(arena_id))
+    return compute_state(arena, store.proposals(arena_id), store.attestations(arena_id),
+                         store.amendments(arena_id))

@@ -1,4 +1,4 @@
-"""The chain's immutable objects: Arena, Blob, Proposal, Attestation, Profile.
+"""The chain's immutable objects: Arena, Blob, Proposal, Attestation, Profile, Amendment.
 
 Each object is a fixed-order msgpack array [tag, version, field..., signature].
 Its id is SHA-256 over a type-tagged prefix plus that encoding; its signature
@@ -30,10 +30,12 @@ from chain.encoding import (
 from chain.errors import (
     ArityError,
     BadSignatureError,
+    FieldTypeError,
     FieldValueError,
     IdMismatchError,
     MalformedError,
     NonCanonicalError,
+    OversizeError,
     TrailingBytesError,
     UnknownTypeError,
     VersionError,
@@ -390,8 +392,78 @@ class Profile(ChainObject):
     __slots__ = ()
 
 
-TYPES: dict[str, type[ChainObject]] = {c.TYPE: c for c in (Arena, Blob, Proposal, Attestation, Profile)}
-AnyObject = Arena | Blob | Proposal | Attestation | Profile
+def _signer_pairs(max_items: int) -> Any:
+    """[[public key, signature], ...] sorted by key, keys unique: a multi-signature, canonically ordered."""
+
+    def check(type_name: str, field: str, value: Any) -> tuple[tuple[bytes, bytes], ...]:
+        if type(value) not in (list, tuple):
+            raise FieldTypeError(type_name, field, "array", value)
+        if len(value) > max_items:
+            raise OversizeError(f"{type_name}.{field}", max_items, len(value))
+        out = []
+        for i, pair in enumerate(value):
+            if type(pair) not in (list, tuple) or len(pair) != 2:
+                raise FieldTypeError(type_name, f"{field}[{i}]", "[key, signature] pair", pair)
+            out.append((_id32(type_name, f"{field}[{i}]", pair[0]), _sig(type_name, f"{field}[{i}]", pair[1])))
+        if any(a[0] >= b[0] for a, b in zip(out, out[1:], strict=False)):
+            raise FieldValueError(type_name, field, "signers must be sorted by key and unique")
+        return tuple(out)
+
+    return check
+
+
+class Amendment(ChainObject):
+    """A change to an arena's verifier set or quorum, signed by several keys (chain.verifiers decides
+    whether it applies: a quorum of the keys counted at its height must be among the signers).
+
+    The signatures cover the payload: the encoding without the `signatures` field.
+    """
+
+    TYPE = "amendment"
+    FIELDS = (
+        Field("arena", _id32),
+        Field("height", integer(1, 2**32), "applies to proposals from this height on"),
+        Field("retire", seq(_id32, 1000, sorted_unique=True), "keys that stop counting for good"),
+        Field("add", seq(_id32, 1000, sorted_unique=True), "keys added as founding keys"),
+        Field("quorum", integer(0, 1000), "the new quorum, or 0 for unchanged"),
+        Field("reason", text(500)),
+        Field("timestamp", integer(0, TIME_MAX), "unix milliseconds"),
+        Field("signatures", _signer_pairs(1000), "[key, signature] pairs over the payload, by key"),
+    )
+    __slots__ = ()
+
+    def _check_consistency(self) -> None:
+        if set(self.retire) & set(self.add):
+            raise FieldValueError(self.TYPE, "add", "a key cannot be both retired and added")
+        if not (self.retire or self.add or self.quorum):
+            raise FieldValueError(self.TYPE, "quorum", "an amendment must change something")
+        if not self.signatures:
+            raise FieldValueError(self.TYPE, "signatures", "at least one signature is needed")
+
+    def payload(self) -> bytes:
+        return pack([self.TYPE, self.VERSION, *self._values[:-1]])
+
+    @property
+    def signers(self) -> tuple[bytes, ...]:
+        return tuple(k for k, _ in self.signatures)
+
+    @classmethod
+    def sign(cls, signers: list[keys.SigningKey], **fields: Any) -> Amendment:
+        """Build the amendment and sign its payload with every key of `signers`."""
+        placeholder = [(k.public, b"\x00" * keys.SIGNATURE_SIZE) for k in sorted(signers, key=lambda k: k.public)]
+        unsigned = cls(**fields, signatures=placeholder)
+        payload = unsigned.payload()
+        pairs = [(k.public, k.sign(cls.TYPE, payload)) for k in sorted(signers, key=lambda k: k.public)]
+        return cls(**fields, signatures=pairs)
+
+    def signature_claims(self) -> list[tuple[str, bytes, bytes, str, bytes]]:
+        payload = self.payload()
+        return [(f"{self.TYPE}.signatures[{i}]", k, sig, self.TYPE, payload)
+                for i, (k, sig) in enumerate(self.signatures)]
+
+
+TYPES: dict[str, type[ChainObject]] = {c.TYPE: c for c in (Arena, Blob, Proposal, Attestation, Profile, Amendment)}
+AnyObject = Arena | Blob | Proposal | Attestation | Profile | Amendment
 
 
 def decode(

@@ -42,6 +42,7 @@ from chain.errors import (
     WrongArenaError,
 )
 from chain.objects import (
+    Amendment,
     Arena,
     Attestation,
     Blob,
@@ -272,6 +273,9 @@ class Store:
             return obj.id
         if isinstance(obj, Blob | Profile):  # a profile belongs to no arena and depends on nothing
             return None
+        if isinstance(obj, Amendment):  # whether it applies is chain.verifiers' to say, from the chain
+            self._arena(obj.arena)
+            return obj.arena
         if isinstance(obj, Proposal):
             if not self._query("SELECT 1 FROM arenas WHERE id = ?", (obj.arena,)):
                 raise UnknownArenaError(obj.arena.hex())
@@ -384,6 +388,12 @@ class Store:
             params = (proposal_id, arena_id)
         return [self._load(oid, data) for oid, data in self._query(sql, params)]
 
+    def amendments(self, arena_id: bytes) -> list[Amendment]:
+        """Every amendment of an arena, in insertion order (chain.verifiers orders them itself)."""
+        rows = self._query("SELECT id, encoding FROM objects WHERE arena = ? AND type = ? ORDER BY seq",
+                           (arena_id, Amendment.TYPE))
+        return [self._load(oid, data) for oid, data in rows]
+
     def profiles(self, owner: bytes | None = None) -> list[Profile]:
         """Every profile held (of one key, or of all), superseded ones included, by (timestamp, id)."""
         where, params = ("WHERE p.owner = ?", (owner,)) if owner is not None else ("", ())
@@ -404,7 +414,7 @@ class Store:
         return [bytes(r[0]) for r in rows]
 
     def inventory(self, arena_id: bytes) -> list[bytes]:
-        """Ids of every object of the arena: itself, its blobs, proposals, attestations."""
+        """Ids of every object of the arena: itself, its blobs, proposals, attestations, amendments."""
         return [oid for oid, _ in self._arena_rows(arena_id, with_data=False)]
 
     def iter_objects(self, arena_id: bytes | None = None) -> Iterator[ChainObject]:
@@ -443,6 +453,9 @@ class Store:
         ) + self._query(
             f"SELECT id, {col} FROM objects WHERE arena = ? AND type = ? ORDER BY seq",
             (arena_id, Attestation.TYPE),
+        ) + self._query(
+            f"SELECT id, {col} FROM objects WHERE arena = ? AND type = ? ORDER BY seq",
+            (arena_id, Amendment.TYPE),
         )
         return [(bytes(i), None if d is None else bytes(d)) for i, d in arena + blobs + rest]
 
@@ -453,7 +466,8 @@ class Store:
         return int(rows[0][0])
 
     def counts(self) -> dict[str, int]:
-        out = {t: 0 for t in (Arena.TYPE, Blob.TYPE, Proposal.TYPE, Attestation.TYPE, Profile.TYPE)}
+        out = {t: 0 for t in (Arena.TYPE, Blob.TYPE, Proposal.TYPE, Attestation.TYPE, Profile.TYPE,
+                              Amendment.TYPE)}
         for type_name, n in self._query("SELECT type, count(*) FROM objects GROUP BY type"):
             out[type_name] = n
         return out

@@ -8,7 +8,11 @@ eligible, and at most ADMIT_PER_HEIGHT eligible keys are admitted at the start
 of each height (the one eligible longest, then the smaller key). An admitted
 key is demoted by one disagreement with a decided outcome or by no check of the
 last INACTIVE_AFTER decided proposals; a demoted key may earn its way back.
-Founding keys change only by amendment.
+Founding keys change only by amendment: an Amendment (chain.objects) of height h
+applies at the start of h, after that height's admission, when at least the
+current quorum of its signers are counted then, and it leaves no fewer counted
+keys than its quorum; the amendments of one height apply in id order, each
+checked against the set before any of them.
 
 `Roster` is driven by chain.consensus.compute_state as it walks the tree by
 height: `begin(h)` fixes the counted set of height h, `end(h, outcomes)` applies
@@ -22,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from chain.objects import Amendment
 from chain.sortition import volunteer_chosen
 
 FOUNDING, COUNTED, VOLUNTEER, DEMOTED, RETIRED = "founding", "counted", "volunteer", "demoted", "retired"
@@ -77,6 +82,21 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class AmendmentNote:
+    """What became of one amendment."""
+
+    id: bytes
+    height: int
+    applied: bool
+    note: str  # why refused, or what it did; "waits" when its height is not reached yet
+    retire: tuple[bytes, ...] = ()
+    add: tuple[bytes, ...] = ()
+    quorum: int = 0
+    signers: tuple[bytes, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Standing:
     """Where every key stands after the walk, and the counted set a new proposal at the next height faces."""
 
@@ -85,7 +105,7 @@ class Standing:
     quorum: int
     founding: frozenset[bytes]
     height: int  # that next height
-    notes: tuple[tuple[bytes, str], ...] = ()  # (amendment id, what became of it)
+    notes: tuple[AmendmentNote, ...] = ()  # every amendment of the arena, by height then id
 
     def status(self, key: bytes) -> str:
         rec = self.records.get(key)
@@ -105,12 +125,16 @@ class Roster:
     quorum: int
     records: dict[bytes, KeyRecord] = field(default_factory=dict)
     decided: int = 0
-    notes: list[tuple[bytes, str]] = field(default_factory=list)
+    notes: list[AmendmentNote] = field(default_factory=list)
+    waiting: dict[int, list[Amendment]] = field(default_factory=dict)  # height -> amendments not yet applied
 
     @classmethod
-    def genesis(cls, verifiers: Iterable[bytes], quorum: int) -> Roster:
+    def genesis(cls, verifiers: Iterable[bytes], quorum: int, amendments: Iterable[Amendment] = ()) -> Roster:
         keys = set(verifiers)
-        return cls(keys, quorum, {k: KeyRecord(k, FOUNDING) for k in sorted(keys)})
+        roster = cls(keys, quorum, {k: KeyRecord(k, FOUNDING) for k in sorted(keys)})
+        for a in {a.id: a for a in amendments}.values():
+            roster.waiting.setdefault(a.height, []).append(a)
+        return roster
 
     def counted(self) -> frozenset[bytes]:
         return frozenset(k for k, r in self.records.items() if r.status in VOTING)
@@ -123,7 +147,37 @@ class Roster:
             rec = self.records[key]
             rec.status, rec.since, rec.eligible_at = COUNTED, height, None
             rec.last_active, rec.admissions = self.decided, rec.admissions + 1
+        self._amend(height)
         return self.counted()
+
+    def _amend(self, height: int) -> None:
+        todo = sorted(self.waiting.pop(height, ()), key=lambda a: a.id)
+        if not todo:
+            return
+        before, quorum = self.counted(), self.quorum
+        for a in todo:
+            signed = len(set(a.signers) & before)
+            after = (self.counted() - set(a.retire)) | set(a.add)
+            new_quorum = a.quorum or self.quorum
+            if signed < quorum:
+                self._note(a, False, f"{signed} counted signers of the {quorum} it needs")
+            elif new_quorum > len(after):
+                self._note(a, False, f"quorum {new_quorum} exceeds the {len(after)} keys it would leave counted")
+            else:
+                for k in a.retire:
+                    rec = self.records.setdefault(k, KeyRecord(k, RETIRED, since=height))
+                    rec.status, rec.since, rec.eligible_at = RETIRED, height, None
+                    self.founding.discard(k)
+                for k in a.add:
+                    rec = self.records.setdefault(k, KeyRecord(k, FOUNDING, since=height))
+                    rec.status, rec.since, rec.eligible_at, rec.streak = FOUNDING, height, None, 0
+                    self.founding.add(k)
+                self.quorum = new_quorum
+                self._note(a, True, f"applied at height {height}")
+
+    def _note(self, a: Amendment, applied: bool, note: str) -> None:
+        self.notes.append(AmendmentNote(a.id, a.height, applied, note, tuple(a.retire), tuple(a.add), a.quorum,
+                                        a.signers, a.reason))
 
     def rejection_threshold(self, counted: int) -> int:
         """r: counted non-improves verdicts that reject (the old `n - q + 1` with founding keys only)."""
@@ -175,5 +229,9 @@ class Roster:
 
     def standing(self, next_height: int) -> Standing:
         """The result: call after `begin(next_height)` (the set a proposal at that height faces)."""
+        for height in sorted(self.waiting):
+            for a in sorted(self.waiting[height], key=lambda a: a.id):
+                self._note(a, False, f"waits for height {height}")
+        notes = tuple(sorted(self.notes, key=lambda n: (n.height, n.id)))
         return Standing({k: replace(r) for k, r in sorted(self.records.items())}, self.counted(), self.quorum,
-                        frozenset(self.founding), next_height, tuple(self.notes))
+                        frozenset(self.founding), next_height, notes)

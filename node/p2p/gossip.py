@@ -1,7 +1,7 @@
 """Gossipsub with fixed parameters, per-arena topics, and validation before store and forward.
 
-Topics per arena: `/ratchet/1/<arena hex>/proposals`, `.../attestations` (one
-encoded object per message), `.../heads` ([arena, head, inventory size]) and
+Topics per arena: `/ratchet/1/<arena hex>/proposals`, `.../attestations`,
+`.../amendments` (one encoded object per message), `.../heads` ([arena, head, inventory size]) and
 `.../claims` (one signed, expiring "trying X" claim; advisory, never stored in
 the chain store: claimgossip.ClaimBook validates, caps and journals them).
 One topic for the whole network, PROFILES_TOPIC: profiles belong to no arena.
@@ -40,7 +40,7 @@ from chain.errors import (
     UnknownParentError,
     UnknownProposalError,
 )
-from chain.objects import Attestation, ChainObject, Profile, Proposal, decode
+from chain.objects import Amendment, Attestation, ChainObject, Profile, Proposal, decode
 from node.p2p import wire
 from node.p2p.claimgossip import ClaimBook
 from node.p2p.claims import TopicClaim
@@ -54,9 +54,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KINDS = {"proposals": Proposal, "attestations": Attestation, "heads": None, "claims": None}  # per arena
-MESSAGE_KIND = {"proposals": "object", "attestations": "object", "heads": "head", "claims": "claim",
-                "profiles": "object"}
+KINDS = {"proposals": Proposal, "attestations": Attestation, "amendments": Amendment,  # per arena
+         "heads": None, "claims": None}
+MESSAGE_KIND = {"proposals": "object", "attestations": "object", "amendments": "object", "heads": "head",
+                "claims": "claim", "profiles": "object"}
+TOPIC_KIND = {Proposal: "proposals", Attestation: "attestations", Amendment: "amendments"}
 PROFILES_TOPIC = "/ratchet/1/profiles"
 PEER_QUEUE_SIZE = 4096
 
@@ -77,10 +79,10 @@ def topic(arena_id: bytes, kind: str) -> str:
 
 
 def topic_of(obj: ChainObject) -> str:
-    """The topic a proposal, an attestation or a profile travels on."""
+    """The topic a proposal, an attestation, an amendment or a profile travels on."""
     if isinstance(obj, Profile):
         return PROFILES_TOPIC
-    return topic(obj.arena, "proposals" if isinstance(obj, Proposal) else "attestations")
+    return topic(obj.arena, TOPIC_KIND[type(obj)])
 
 
 def parse_topic(name: str) -> tuple[bytes, str] | None:
@@ -253,14 +255,15 @@ class Gossip:
         except DecodeError as e:
             return self._invalid(forwarder, f"undecodable object: {e}")
         name = PROFILES_TOPIC if arena_id is None else topic(arena_id, kind)
-        if type(obj) not in (Proposal, Attestation, Profile) or topic_of(obj) != name:
+        if type(obj) not in (Proposal, Attestation, Amendment, Profile) or topic_of(obj) != name:
             return self._invalid(forwarder, f"{obj.TYPE} does not belong on {name}")
         if self.store.has(obj.id):
             return True
         if isinstance(obj, Profile):
             signer, allowed = obj.owner, self.peers.allow_profile(obj.owner)
-        else:
-            signer = obj.author if isinstance(obj, Proposal) else obj.verifier
+        else:  # an amendment is charged to its first signer
+            signer = (obj.author if isinstance(obj, Proposal) else
+                      obj.verifier if isinstance(obj, Attestation) else obj.signers[0])
             allowed = self.peers.allow_key(signer)
         if not allowed:
             log.info("key %s over its rate limit: %s not forwarded", signer.hex()[:12], obj.hex[:12])

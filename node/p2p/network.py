@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from chain.consensus import state_for
-from chain.objects import Attestation, ChainObject, Profile, Proposal
+from chain.objects import Amendment, Attestation, ChainObject, Profile, Proposal
 from node.p2p import reqresp
 from node.p2p.blobs import BlobFetcher
 from node.p2p.claimgossip import MAX_PER_AUTHOR, ClaimBook
@@ -137,7 +137,7 @@ class Network:
         new = self.store.add(obj)
         if new:
             self._note_stored(obj)
-        if isinstance(obj, Proposal | Attestation | Profile):
+        if isinstance(obj, Proposal | Attestation | Amendment | Profile):
             await self._gossip_object(obj)
         return new
 
@@ -341,7 +341,7 @@ class Network:
         for oid in new:
             known.add(oid)
             obj = self.store.get(oid)
-            if isinstance(obj, Proposal | Attestation):
+            if isinstance(obj, Proposal | Attestation | Amendment):
                 await self._gossip_object(obj)
 
     async def _publish_new_profiles(self) -> None:

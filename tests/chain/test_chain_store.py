@@ -47,7 +47,8 @@ def test_add_is_idempotent_and_reads_back(arena_store: Store, world) -> None:
     assert arena_store.blob_data(blob.id) == blob.data
     assert arena_store.blob_path(blob.id).read_bytes() == blob.data
     assert arena_store.has(p.id) and not arena_store.has(b"\x01" * 32)
-    assert arena_store.counts() == {"arena": 1, "blob": 2, "proposal": 1, "attestation": 0, "profile": 0}
+    assert arena_store.counts() == {"arena": 1, "blob": 2, "proposal": 1, "attestation": 0, "profile": 0,
+                                    "amendment": 0}
 
 
 def test_missing_objects_raise_not_found(store: Store) -> None:
@@ -274,7 +275,8 @@ def test_two_processes_write_and_read_one_home(tmp_path: Path, world) -> None:
         assert p.returncode == 0, err.decode()
         assert out.strip() == b"done"
     with Store.open(home) as s:
-        assert s.counts() == {"arena": 1, "blob": 41, "proposal": 40, "attestation": 80, "profile": 0}
+        assert s.counts() == {"arena": 1, "blob": 41, "proposal": 40, "attestation": 80, "profile": 0,
+                              "amendment": 0}
         report = validate_store(s)
         assert report.objects == 162
 

@@ -23,7 +23,7 @@ import msgpack
 from chain.builders import key, make_arena, make_attestation, make_proposal
 from chain.errors import ChainError
 from chain.keys import SigningKey
-from chain.objects import Attestation, Blob, ChainObject, Profile, Proposal, encode_stream
+from chain.objects import Amendment, Attestation, Blob, ChainObject, Profile, Proposal, encode_stream
 from chain.seeds import derive_seeds, seed_proof
 
 KEYS: dict[bytes, SigningKey] = {k.public: k for k in (key(n) for n in (0, 1, 2, 3, 10, 11, 99))}
@@ -68,7 +68,9 @@ def build_corpus() -> Corpus:
     ]
     ada = Profile.create(key(10), name="Ada", team="Rockets", url="https://ada.example/", timestamp=1)
     renamed = Profile.create(key(10), name="Ad\u00e0 \u674e", team="", url="", timestamp=2)  # supersedes ada
-    preload: list[ChainObject] = [script, arena, other_script, other, b1, p1, *a1, b2, p2, *a2, ada]
+    retire = Amendment.sign(verifiers[:2], arena=arena.id, height=5, retire=[verifiers[2].public],
+                            add=[key(4).public], quorum=0, reason="a lost key", timestamp=3)
+    preload: list[ChainObject] = [script, arena, other_script, other, b1, p1, *a1, b2, p2, *a2, ada, retire]
     extra: list[ChainObject] = [b3, p3, make_attestation(verifiers[0], p3), big,
                                 make_attestation(verifiers[2], p1, "cheat:peeks_future"), renamed]
     corpus = Corpus(preload, extra)
