@@ -82,13 +82,18 @@ def node_cmd(ctx: Context, listen: str | None, port: int | None, bootstrap: tupl
               help="CPU threads per check.")
 @click.option("--unsafe-no-sandbox", is_flag=True,
               help="Run untrusted scripts without bubblewrap (only on a throwaway machine).")
+@click.option("--escalate-after", type=click.FloatRange(0.1), default=600.0, show_default=True,
+              help="Seconds after which an undecided proposal's sortition threshold doubles.")
 @click.option("--check-with", default=None, hidden=True,
               help="MODULE:FUNCTION replacing the real check (tests and benchmarks only).")
 @click.pass_obj
 def verify_cmd(ctx: Context, listen: str | None, port: int | None, bootstrap: tuple[str, ...],
                mdns: bool | None, sync_interval: float, workers: int, threads: int,
-               unsafe_no_sandbox: bool, check_with: str | None) -> None:
-    """Run a verifier node: check pending proposals of the arenas your key verifies, sign, publish."""
+               unsafe_no_sandbox: bool, escalate_after: float, check_with: str | None) -> None:
+    """Run a verifier node with any key: check the proposals sortition gives it, sign, publish.
+
+    A key outside an arena's verifier set verifies as a volunteer: its checks are stored and shown,
+    and count once the chain has admitted it (docs/ARCHITECTURE.md, "Open verification")."""
     from chain.errors import KeyFileError
     from chain.keys import SigningKey
     from node.roles.runner import Reporter, run_role
@@ -106,7 +111,7 @@ def verify_cmd(ctx: Context, listen: str | None, port: int | None, bootstrap: tu
             _require_sandbox()
         verify_fn = real_verify_fn(threads, unsafe_no_sandbox, reporter)
     config = network_config(ctx.home, listen, port, bootstrap, mdns, sync_interval)
-    verifier = Verifier(key, verify_fn, workers=workers)
+    verifier = Verifier(key, verify_fn, workers=workers, escalate_after_s=escalate_after)
     reporter.event("verifier", f"verifier key {key.public.hex()} ({workers} worker(s))",
                    key=key.public.hex(), workers=workers)
     code = run_role(ctx.home, config, "verify", [verifier.run], reporter, status_extra=verifier.status)

@@ -1,4 +1,15 @@
-"""The verifier role: check proposals of the arenas this key verifies, sign, publish.
+"""The verifier role: check the proposals that are this key's to check, sign, publish.
+
+Any key may verify any arena (docs/ARCHITECTURE.md, "Open verification"). Which
+proposals are its to check comes from sortition (chain.sortition), over its own
+signature over each proposal id:
+- a key counted at the proposal's height checks it when its ticket is under
+  (quorum + 1) / counted, doubled every `escalate_after_s` the proposal has been
+  in this store undecided; it skips decided proposals, except an accepted one
+  whose improves voters include a key that is not founding (the audit that lets
+  honest keys overturn a colluding quorum of admitted keys);
+- any other key (a volunteer) checks what falls under its volunteer ticket,
+  decided or not: that is how it earns admission.
 
 The queue is recomputed from the store whenever it changes, so nothing is lost
 on a restart and nothing is checked twice (an attestation by this key is in the
@@ -8,8 +19,8 @@ store). Order, most useful first:
    the parent is rejected: they can never be accepted);
 2. then the ones with the most "improves" votes already (closest to a quorum);
 3. then the oldest.
-Proposals already decided (accepted or rejected) are skipped, as are ones whose
-scripts (candidate's and parent's) have not arrived yet.
+Proposals whose scripts (candidate's and parent's) have not arrived yet are
+skipped.
 
 Up to `workers` checks run at once in threads (the check itself runs in a
 sandboxed subprocess). A check that fails with an error is retried up to
@@ -26,10 +37,13 @@ from typing import Any
 
 import trio
 
-from chain.consensus import ACCEPTED, IMPROVES, REJECTED, state_for
+from chain.consensus import ACCEPTED, IMPROVES, REJECTED, CommitInfo, state_for
 from chain.keys import SigningKey
 from chain.objects import Attestation, Proposal
+from chain.seeds import seed_proof
+from chain.sortition import ESCALATE_AFTER_S, chosen, counted_threshold, volunteer_chosen
 from chain.store import Store
+from chain.verifiers import RETIRED, Standing
 from node.render import short
 from node.roles.runner import Reporter, RoleContext
 
@@ -40,20 +54,25 @@ MAX_ATTEMPTS = 3
 RETRY_AFTER_S = 30.0
 
 
-def pending_checks(store: Store, key: SigningKey) -> list[Proposal]:
-    """Proposals this key should check, most useful first (see the module docstring)."""
+def pending_checks(store: Store, key: SigningKey, escalate_after_s: float = ESCALATE_AFTER_S,
+                   now_s: float | None = None) -> list[Proposal]:
+    """Proposals that are this key's to check, most useful first (see the module docstring)."""
+    now_s = time.time() if now_s is None else now_s
     ranked: list[tuple[tuple[int, int, int, bytes], Proposal]] = []
     for arena in store.arenas():
-        if key.public not in arena.verifiers:
-            continue
         state = state_for(store, arena.id)
+        standing = state.standing
+        if standing is not None and standing.status(key.public) == RETIRED:
+            continue
         mine = {a.proposal for a in store.attestations(arena.id) if a.verifier == key.public}
         for cid, info in state.commits.items():
-            if cid in mine or info.status in (ACCEPTED, REJECTED):
+            if cid in mine:
                 continue
             p = info.proposal
             parent = state.commits.get(p.parent)
             if parent is not None and parent.status == REJECTED:
+                continue
+            if not _mine_to_check(store, key, info, standing, escalate_after_s, now_s):
                 continue
             parent_script = arena.script if parent is None else parent.proposal.script
             if not (store.has(p.script) and store.has(parent_script)):
@@ -63,6 +82,22 @@ def pending_checks(store: Store, key: SigningKey) -> list[Proposal]:
             ranked.append(((ready, -improves, p.timestamp, cid), p))
     ranked.sort(key=lambda item: item[0])
     return [p for _, p in ranked]
+
+
+def _mine_to_check(store: Store, key: SigningKey, info: CommitInfo, standing: Standing | None,
+                   escalate_after_s: float, now_s: float) -> bool:
+    proof = seed_proof(key, info.id)
+    if key.public not in info.counted:
+        return volunteer_chosen(proof)
+    if info.status == REJECTED:
+        return False
+    if info.status == ACCEPTED:
+        founding = standing.founding if standing is not None else info.counted
+        if all(k in founding for k, v in info.votes.items() if v == IMPROVES):
+            return False  # accepted by founding keys: nothing to audit
+    age_s = max(0.0, now_s - store.received_at(info.id) / 1000)
+    quorum = standing.quorum if standing is not None else len(info.counted)
+    return chosen(proof, counted_threshold(quorum, len(info.counted), age_s, escalate_after_s))
 
 
 @dataclass
@@ -77,8 +112,10 @@ class VerifierStats:
 class Verifier:
     """A verifier's trio task. `verify_fn(key, store, proposal)` runs in a worker thread."""
 
-    def __init__(self, key: SigningKey, verify_fn: VerifyFn, workers: int = 1, poll_s: float = 0.1) -> None:
+    def __init__(self, key: SigningKey, verify_fn: VerifyFn, workers: int = 1, poll_s: float = 0.1,
+                 escalate_after_s: float = ESCALATE_AFTER_S) -> None:
         self.key = key
+        self.escalate_after_s = escalate_after_s
         self.verify_fn = verify_fn
         self.workers = max(1, workers)
         self.poll_s = poll_s
@@ -104,7 +141,7 @@ class Verifier:
                 stale = time.monotonic() - last_scan > RETRY_AFTER_S
                 if free > 0 and (current != version or done != finished or stale):
                     version, finished, last_scan = current, done, time.monotonic()
-                    todo = [p for p in pending_checks(store, self.key)
+                    todo = [p for p in pending_checks(store, self.key, self.escalate_after_s)
                             if p.hex not in self.stats.in_flight and self._may_try(p.id)]
                     self.stats.queue = max(0, len(todo) - free)
                     for proposal in todo[:free]:

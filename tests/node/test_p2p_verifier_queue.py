@@ -42,7 +42,14 @@ def test_queue_puts_decidable_and_nearly_decided_proposals_first(tmp_path: Path)
         prop(p7.id, "p6", 6)  # child of a rejected commit: can never be accepted
         prop(arena.id, "p8", 8, with_blob=False)  # its script has not arrived yet
         assert [p.message for p in pending_checks(store, me)] == ["p2", "p1", "p3"]
-        assert pending_checks(store, key(99)) == []  # not a verifier of this arena
+        # A key outside the set is a volunteer: it checks what its volunteer ticket gives it, decided or not.
+        from chain.seeds import seed_proof
+        from chain.sortition import volunteer_chosen
+
+        theirs = [p.message for p in pending_checks(store, key(99))]
+        held = {p.message: p for p in store.proposals(arena.id)}
+        assert theirs and set(theirs) == {m for m, p in held.items() if m not in ("p6", "p8")
+                                         and volunteer_chosen(seed_proof(key(99), p.id))}
 
 
 def test_scripted_checks_sign_valid_attestations_with_the_named_verdict(tmp_path: Path) -> None:
