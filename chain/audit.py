@@ -26,7 +26,6 @@ from chain.errors import (
     CorruptBlobError,
     CorruptObjectError,
     DecodeError,
-    NotAVerifierError,
     StoreError,
     UnknownArenaError,
     UnknownParentError,
@@ -223,8 +222,6 @@ def _check_rules(objects: list[Any]) -> None:
                 raise UnknownProposalError(obj.proposal.hex())
             if proposal_arena[obj.proposal] != obj.arena:
                 raise WrongArenaError(proposal_arena[obj.proposal].hex(), obj.arena.hex())
-            if obj.verifier not in arenas[obj.arena].verifiers:
-                raise NotAVerifierError(obj.verifier.hex(), obj.arena.hex())
 
 
 def _check_indexes(store: Store, objects: list[Any]) -> None:

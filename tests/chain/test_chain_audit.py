@@ -8,7 +8,7 @@ import pytest
 
 from chain.audit import validate_store
 from chain.builders import make_attestation, make_proposal
-from chain.errors import CorruptBlobError, CorruptObjectError, NotAVerifierError, StoreError
+from chain.errors import CorruptBlobError, CorruptObjectError, StoreError, UnknownProposalError
 from chain.objects import Attestation
 from chain.store import DB_NAME, Store
 
@@ -81,14 +81,14 @@ def test_a_missing_index_row_is_caught(full_store: Store, world) -> None:
 
 
 def test_a_row_breaking_the_rules_is_caught(full_store: Store, world) -> None:
-    p = full_store.proposals(world.arena.id)[0]
-    outsider = make_attestation(world.outsider, p)
+    never_stored = make_proposal(world.authors[1], world.arena, world.arena.id, message="never stored")[0]
+    outsider = make_attestation(world.verifiers[0], never_stored)  # its proposal is not in the store
     db = raw_db(full_store)
     db.execute("INSERT INTO objects(id, type, arena, encoding, received_at) VALUES (?, ?, ?, ?, 0)",
                (outsider.id, outsider.TYPE, outsider.arena, outsider.encode()))
     db.execute("INSERT INTO attestations VALUES (?, ?, ?, ?, ?)",
                (outsider.id, outsider.arena, outsider.proposal, outsider.verifier, outsider.timestamp))
-    with pytest.raises(NotAVerifierError):
+    with pytest.raises(UnknownProposalError):
         validate_store(full_store)
 
 

@@ -23,7 +23,15 @@ import msgpack
 from chain.builders import key, make_arena, make_attestation, make_proposal
 from chain.errors import ChainError
 from chain.keys import SigningKey
-from chain.objects import Amendment, Attestation, Blob, ChainObject, Profile, Proposal, encode_stream
+from chain.objects import (
+    Amendment,
+    Attestation,
+    Blob,
+    ChainObject,
+    Profile,
+    Proposal,
+    encode_stream,
+)
 from chain.seeds import derive_seeds, seed_proof
 
 KEYS: dict[bytes, SigningKey] = {k.public: k for k in (key(n) for n in (0, 1, 2, 3, 10, 11, 99))}

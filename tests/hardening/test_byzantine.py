@@ -25,7 +25,6 @@ from chain.credit import compute_credit
 from chain.errors import (
     BadSignatureError,
     FieldValueError,
-    NotAVerifierError,
     UnknownParentError,
     UnknownProposalError,
     WrongArenaError,
@@ -172,15 +171,11 @@ def test_sybil_keys_outside_the_set_change_nothing(world) -> None:
     p, b = make_proposal(AUTHOR, arena, arena.id, message="sybil target")
     store.add(b)
     store.add(p)
-    before = _rows(store)
     sybils = [SigningKey.from_seed(bytes([7, i]) + b"\x00" * 30) for i in range(200)]
     sybil_atts = [make_attestation(s, p) for s in sybils]
-    for a in sybil_atts:
-        with pytest.raises(NotAVerifierError):
-            store.add(a)
-        with pytest.raises(NotAVerifierError):
-            store.add_encoded(a.encode())
-    assert _rows(store) == before
+    for a in sybil_atts:  # any key may attest: stored, shown, and counted for nothing (chain.verifiers)
+        assert store.add(a)
+    assert state_for(store, arena.id).commits[p.id].status == "pending"
     # Fed straight to the pure functions (a node that skipped the store): ignored there too.
     state = compute_state(arena, [p], sybil_atts + [make_attestation(verifiers[0], p)])
     assert state.commits[p.id].status == "pending"
