@@ -246,14 +246,37 @@ def verifiers(av: ArenaView, sort: str, paging: Paging) -> dict[str, Any]:
     ordered = sorted(ranked, key=VERIFIER_SORTS[sort])
     page, meta = paging.slice(ordered)
     items = [{
-        "rank": rank[v.key], **person_ref(av, v.key), "points": v.points,
+        "rank": rank[v.key], **person_ref(av, v.key), "points": v.points, **verifier_status(av, v.key),
         "checks": v.checks, "agreed": v.agreed, "disagreed": v.disagreed, "pending": v.pending,
         "agreement_rate": None if v.agreement_rate is None else round(v.agreement_rate, 4),
         "compute_ms": v.compute_ms, "hardware": list(v.hardware), "last_seen": v.last_seen_ms,
     } for v in page]
-    idle = sorted(set(av.arena.verifiers) - set(rank))
+    standing = av.standing
+    known = set(standing.records) if standing is not None else set(av.arena.verifiers)  # founding, retired too
+    idle = sorted(known - set(rank))
+    counted = standing.counted if standing is not None else frozenset(av.arena.verifiers)
     return {"arena": arena_ref(av), "sort": sort, **meta, "items": items,
-            "idle": [person_ref(av, k) for k in idle]}
+            "idle": [{**person_ref(av, k), **verifier_status(av, k)} for k in idle],
+            "counted": len(counted), "quorum": standing.quorum if standing is not None else av.arena.quorum,
+            "amendments": amendments(av)}
+
+
+def verifier_status(av: ArenaView, key: bytes) -> dict[str, Any]:
+    """A key's verifier status (chain.verifiers) and what it still needs to be counted."""
+    if av.standing is None:
+        return {"status": "founding" if key in set(av.arena.verifiers) else "volunteer", "needed": 0,
+                "since_height": 1}
+    rec = av.standing.record(key)
+    return {"status": rec.status, "needed": rec.needed, "since_height": rec.since, "streak": rec.streak}
+
+
+def amendments(av: ArenaView) -> list[dict[str, Any]]:
+    """Every amendment of the arena and what became of it."""
+    notes = av.standing.notes if av.standing is not None else ()
+    return [{"id": n.id.hex(), "short": short(n.id), "height": n.height, "applied": n.applied, "note": n.note,
+             "retire": [person_ref(av, k) for k in n.retire], "add": [person_ref(av, k) for k in n.add],
+             "quorum": n.quorum, "signers": [person_ref(av, k) for k in n.signers], "reason": n.reason}
+            for n in notes]
 
 
 def person(av: ArenaView, key: bytes, paging: Paging) -> dict[str, Any]:
@@ -268,7 +291,7 @@ def person(av: ArenaView, key: bytes, paging: Paging) -> dict[str, Any]:
         by_status[av.commits[cid].status] = by_status.get(av.commits[cid].status, 0) + 1
     return {
         "arena": arena_ref(av), **person_ref(av, key),
-        "in_verifier_set": key in set(av.arena.verifiers),
+        "in_verifier_set": key in set(av.arena.verifiers), **verifier_status(av, key),
         "history": history_points(av.history.get(key, [])),
         "compute": {"verifier_ms": v.compute_ms if v is not None else 0,
                     "checked_ms": av.checked_ms.get(key, 0), "proposals": by_status, "note": COMPUTE_NOTE},

@@ -185,7 +185,7 @@ def build_snapshot(store: Store) -> Snapshot:
     views = []
     for arena in store.arenas():
         atts = store.attestations(arena.id)
-        state = compute_state(arena, store.proposals(arena.id), atts)
+        state = compute_state(arena, store.proposals(arena.id), atts, store.amendments(arena.id))
         views.append(build_view(state, atts, profiles))
     return Snapshot(version, views, (time.perf_counter() - started) * 1000)
 

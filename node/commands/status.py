@@ -14,9 +14,15 @@ from node.render import short
 @click.pass_obj
 def status(ctx: Context) -> None:
     """Show the node on this data directory: peers, head of each arena, verifier queue."""
+    from chain.errors import KeyFileError
+    from chain.keys import SigningKey
     from node.roles.status import collect
 
-    data = collect(ctx.home, ctx.store())
+    try:
+        me = SigningKey.load(ctx.key_path).public if ctx.key_path.exists() else None
+    except KeyFileError:
+        me = None  # an unreadable key: the rest of the status still helps
+    data = collect(ctx.home, ctx.store(), me)
     ctx.emit(data, _text(data))
 
 
@@ -43,4 +49,10 @@ def _text(data: dict[str, Any]) -> str:
         head = "the arena (nothing accepted yet)" if a["head"] == a["id"] else short(a["head"])
         lines.append(f"arena {a['name']} {short(a['id'])}: head {head} height {a['height']}, "
                      f"{a['accepted']} accepted, {a['pending']} pending, {a['objects']} objects")
+        me = a.get("me")
+        if me and "checks" in me:
+            lines.append(f"  this key: {me['status']} since height {me['since_height']}, {me['checks']} checks "
+                         f"read, {me['agreed']} agreed, {me['disagreed']} disagreed; needs {me['needs']}")
+        elif me:
+            lines.append(f"  this key: {me['status']}")
     return "\n".join(lines)
