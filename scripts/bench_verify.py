@@ -65,7 +65,7 @@ HOSTILE_EXPECTED = {
     "rebuild_generator.py": "invalid:diverged",
 }
 SMALL_EVAL = {"train_bytes": "131072", "words": "128", "topics": "3", "eval_seq_len": "64",
-              "eval_batch": "16", "eval_rows": "64"}
+              "eval_batch": "16", "eval_rows": "80", "probe_cuts": "1"}
 
 
 class BareFeed:

@@ -36,7 +36,7 @@ def test_tiny_arena_round_trips_and_parses() -> None:
     assert decode(arena.encode()) == arena and arena.script == blob.id
     assert blob.data == arenas.reference_script("tiny")
     c = arenas.harness_config(arena)
-    assert (c.source, c.budget_kind, c.device) == ("tinylang", "tokens", "cpu")
+    assert (c.source, c.budget_kind, c.device) == ("tinylang", "compute", "cpu")
     assert c.budget_value == arena.budget_value and c.wall_cap_s == arena.wall_cap_s
     assert c.setting("words", "") == "512"
 

@@ -37,7 +37,7 @@ def test_arena_init_tiny_then_try_the_reference(tmp_path: Path) -> None:
                        "--set", "eval_rows=160", "--set", "probe_cuts=1")
     assert code == 0, out
     created = json.loads(out)
-    assert created["name"] == "tiny" and created["budget"] == f"tokens={BUDGET}"
+    assert created["name"] == "tiny" and created["budget"] == f"compute={BUDGET}"
     assert created["settings"]["eval_rows"] == "160"
     script = tmp_path / "train.py"
     script.write_bytes(reference_script("tiny"))
