@@ -23,6 +23,7 @@ from pathlib import Path
 
 from chain.errors import ChainError
 from chain.objects import (
+    Amendment,
     Arena,
     Attestation,
     Blob,
@@ -142,10 +143,11 @@ class StoreOracle:
             parent = self.held.get(obj.parent)
             return obj.arena in self.held and (
                 obj.parent == obj.arena or (isinstance(parent, Proposal) and parent.arena == obj.arena))
-        if isinstance(obj, Attestation):
+        if isinstance(obj, Attestation):  # from any key: chain.verifiers decides what counts
             prop, arena = self.held.get(obj.proposal), self.held.get(obj.arena)
-            return (isinstance(prop, Proposal) and prop.arena == obj.arena and isinstance(arena, Arena)
-                    and obj.verifier in arena.verifiers)
+            return isinstance(prop, Proposal) and prop.arena == obj.arena and isinstance(arena, Arena)
+        if isinstance(obj, Amendment):  # needs its arena; whether it applies is chain.verifiers'
+            return isinstance(self.held.get(obj.arena), Arena)
         return False
 
     def __call__(self, data: bytes) -> str:
