@@ -57,7 +57,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     lr = parse_knobs(ref)[name].value
     slow = mutate.apply(ref, mutate.Mutation((mutate.Change(name, lr, mutate.round_float(lr / 10)),)))
     arena, _ = build_arena("tiny", author, [v.public for v in VERIFIERS], 2,
-                           overrides={"budget_value": str(TEST_BUDGET)})
+                           overrides={"budget_value": str(TEST_BUDGET), "budget_kind": "tokens"})
     blob = Blob(data=slow)
     fields = {k: v for k, v in arena.fields().items() if k not in ("creator", "signature")}
     arena = Arena.create(author, **{**fields, "script": blob.id, "seeds": 2})
