@@ -1,7 +1,9 @@
-"""Benchmark the contributor's built-in search against plain random search on the `tiny` arena.
+"""Benchmark the contributor's built-in proposers against plain random search on the `tiny` arena.
 
-Both arms run at the same time (one thread each, so the two share the
-machine's load alike) for the same wall-clock budget, each in its own process
+Three arms: `tpe` (the default, node/research/tpe.py: Optuna TPE over knob
+moves with a sequential early stop), `search` (the older journal-guided
+bandit) and `random`. All arms run at the same time (one thread each, so they
+share the machine's load alike) for the same wall-clock budget, each in its own process
 with its own store, on the same arena (reduced token budget, a verifier set
 of one key, quorum 1). Each arm is the real contributor loop (screen on the
 head's seeds, confirm on fresh ones, propose only what wins); every proposal
@@ -10,12 +12,15 @@ the verifier's own seeds, the sandbox, the verdict rule) and its attestation
 stored, so an `improves` verdict makes it the new head the loop builds on.
 
 Reported per arm: experiments, proposals, accepted commits, the verified
-improvement (the head's cumulative gain over the reference, in bpb), the share
-of the reference's gap to the floor that it closes, and the ratio of the
-search's verified gain to random search's. Repeats use other search seeds;
-medians are reported.
+improvement (the head's cumulative gain over the reference, in bpb), the
+contributor's CPU time (the arm's process and every run it started, minus the
+verifier's checks), the verified gain per CPU-hour and its ratio to random
+search's, and the share of the reference's gap to the floor that it closes.
+Repeats use fresh worlds and other search seeds; medians are reported with
+the lowest and highest value beside them. `--journal-out FILE` writes what the
+`tpe` arm tried in the first repeat, and why each experiment ended.
 
-    python scripts/bench_research.py --minutes 12 --repeats 1
+    python scripts/bench_research.py --minutes 20 --repeats 3 --budget 250000 --journal-out journal.md
     python scripts/bench_research.py --quick        # 2 minutes, a smoke test
 """
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-ARMS = ("search", "random")
+ARMS = ("tpe", "search", "random")
 
 
 def make_world(root: Path, budget: int) -> dict[str, str]:
@@ -66,6 +72,7 @@ def run_arm(home: Path, arm: str, author_pem: Path, verifier_pem: Path, minutes:
     from node.research.limits import Gate
     from node.research.loop import ContributorLoop, LoopConfig
     from node.research.search import BanditSearch, RandomSearch
+    from node.research.tpe import TpeSearch
     from node.roles.propose import publish_to_store
     from verify.attest import verify_proposal
 
@@ -75,14 +82,15 @@ def run_arm(home: Path, arm: str, author_pem: Path, verifier_pem: Path, minutes:
     verdicts: list[str] = []
     refs: list[tuple[int, int]] = []  # (reference val, floor) per seed, from checks against it
     cache: dict[Any, Any] = {}
-    verify_s = [0.0]
+    verify_s, verify_cpu = [0.0], [0.0]
 
     def publish(proposal: Any, blob: Any) -> None:
         publish_to_store(store, proposal, blob)
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), cpu_s()
         att = verify_proposal(verifier, store, proposal, threads=1, unsafe_no_sandbox=unsafe,
                               parent_cache=cache)
         verify_s[0] += time.monotonic() - t0
+        verify_cpu[0] += cpu_s() - c0
         store.add(att)
         verdicts.append(att.verdict)
         if proposal.parent == arena.id and att.floor_ubpb:
@@ -92,8 +100,11 @@ def run_arm(home: Path, arm: str, author_pem: Path, verifier_pem: Path, minutes:
     gate = Gate(pause_file=home / "pause")
     timer = threading.Timer(minutes * 60, gate.stop.set)
     timer.daemon = True
-    proposer = BanditSearch(seed=seed) if arm == "search" else RandomSearch(seed=seed)
-    started = time.monotonic()
+    if arm == "tpe":
+        proposer: Any = TpeSearch(home=home, arena=arena.id, seed=seed, seeds_per_stage=arena.seeds)
+    else:
+        proposer = BanditSearch(seed=seed) if arm == "search" else RandomSearch(seed=seed)
+    started, cpu0 = time.monotonic(), cpu_s()
     with Journal.open(home) as journal:
         loop = ContributorLoop(store, arena, author, journal, proposer,
                                LoopConfig(threads=1, max_pending=1, claims=False, unsafe_no_sandbox=unsafe),
@@ -105,15 +116,30 @@ def run_arm(home: Path, arm: str, author_pem: Path, verifier_pem: Path, minutes:
         timer.cancel()
         entries = journal.entries(arena.id)
     wall = time.monotonic() - started
+    research_cpu = cpu_s() - cpu0 - verify_cpu[0]
     state = state_for(store, arena.id)
     head = state.commits.get(state.head)
     accepted = sum(1 for c in state.commits.values() if c.status == ACCEPTED)
     store.close()
-    return {"arm": arm, "seed": seed, "experiments": experiments, "journal": len(entries),
+    return {"arm": arm, "seed": seed, "experiments": experiments, "journal_entries": len(entries),
             "proposals": len(state.commits), "accepted": accepted, "verdicts": verdicts,
             "gain_ubpb": head.cumulative_ubpb if head is not None else 0,
             "height": head.height if head is not None else 0, "wall_s": wall, "verify_s": verify_s[0],
-            "refs": refs}
+            "cpu_s": research_cpu, "verify_cpu_s": verify_cpu[0], "refs": refs,
+            "journal": [journal_line(e) for e in entries]}
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process and of every child it has waited for (the sandboxed runs)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def journal_line(e: Any) -> dict[str, Any]:
+    return {"seq": e.seq, "summary": e.summary, "decision": e.decision, "reason": e.reason,
+            "stages": [{"name": s.name, "gains": [p - c for p, c in zip(s.parent_ubpb, s.candidate_ubpb,
+                                                                         strict=False)]} for s in e.stages],
+            "wall_ms": e.wall_ms}
 
 
 def reference_gap(arena_home: Path, seeds: int, unsafe: bool) -> tuple[int, int]:
@@ -144,6 +170,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 minutes, one repeat: a smoke test")
     ap.add_argument("--unsafe-no-sandbox", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the results as JSON too")
+    ap.add_argument("--journal-out", type=Path, help="write the tpe arm's journal of the first repeat here")
     ap.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)  # internal: run one arm
     ap.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -168,7 +195,7 @@ def main() -> None:
                 argv += ["--unsafe-no-sandbox"] if args.unsafe_no_sandbox else []
                 procs[arm] = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT,
                                               env={**os.environ, "PYTHONPATH": str(ROOT)})
-            print(f"repeat {rep + 1}/{args.repeats}: both arms running for {args.minutes:g} min", flush=True)
+            print(f"repeat {rep + 1}/{args.repeats}: {len(ARMS)} arms running for {args.minutes:g} min", flush=True)
             timeout = args.minutes * 60 + 900  # the run in flight at the deadline, then its verification
             for arm, proc in procs.items():
                 try:
@@ -183,7 +210,8 @@ def main() -> None:
                 res["repeat"] = rep
                 results.append(res)
                 print(f"  {arm}: {res['experiments']} experiments, {res['proposals']} proposals, "
-                      f"{res['accepted']} accepted, verified gain {res['gain_ubpb'] / 1e6:+.4f} bpb", flush=True)
+                      f"{res['accepted']} accepted, verified gain {res['gain_ubpb'] / 1e6:+.4f} bpb, "
+                      f"research CPU {res['cpu_s'] / 60:.1f} min", flush=True)
             refs = [r for res in results if res["repeat"] == rep for r in res["refs"]]
             if refs:
                 ref_val, floor = (int(statistics.mean(x)) for x in zip(*refs, strict=True))
@@ -196,35 +224,70 @@ def main() -> None:
 
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    def med(arm: str, field: str) -> float:
-        return statistics.median(r[field] for r in results if r["arm"] == arm)
+    def of(arm: str, fn: Any) -> list[float]:
+        return [fn(r) for r in results if r["arm"] == arm]
 
     def share(r: dict[str, Any]) -> float:
         gap = r["ref_ubpb"] - r["floor_ubpb"]
         return r["gain_ubpb"] / gap if gap > 0 else 0.0
 
+    def per_cpu_h(r: dict[str, Any]) -> float:
+        return r["gain_ubpb"] / 1e6 / max(r["cpu_s"] / 3600, 1e-9)
+
+    def spread(values: list[float], fmt: str) -> str:
+        mid = format(statistics.median(values), fmt)
+        return mid if len(values) < 2 else f"{mid} ({format(min(values), fmt)} .. {format(max(values), fmt)})"
+
     print()
-    print(f"tiny arena, {args.budget:,} tokens per run, {args.minutes:g} min per arm (both at once, "
-          f"1 thread each), {args.repeats} repeat(s); medians")
+    print(f"tiny arena, {args.budget:,} tokens per run, {args.minutes:g} min per arm ({len(ARMS)} arms at once, "
+          f"1 thread each), {args.repeats} repeat(s); medians (lowest .. highest)")
     ref = statistics.median(r["ref_ubpb"] for r in results) / 1e6
     floor = statistics.median(r["floor_ubpb"] for r in results) / 1e6
     print(f"reference val_bpb {ref:.4f}, floor {floor:.4f}, gap {ref - floor:.4f} bpb")
-    header = ("arm", "experiments", "proposals", "accepted", "verified gain (bpb)", "gap closed",
-              "verify time (s)")
+    header = ("arm", "experiments", "proposals", "accepted", "verified gain (bpb)", "research CPU (h)",
+              "gain per CPU-hour (bpb)", "gap closed", "verify time (s)")
     rows = []
     for arm in ARMS:
-        shares = statistics.median(share(r) for r in results if r["arm"] == arm)
-        rows.append((arm, f"{med(arm, 'experiments'):g}", f"{med(arm, 'proposals'):g}",
-                     f"{med(arm, 'accepted'):g}", f"{med(arm, 'gain_ubpb') / 1e6:+.4f}",
-                     f"{shares:.1%}", f"{med(arm, 'verify_s'):.0f}"))
+        rows.append((arm, spread(of(arm, lambda r: r["experiments"]), "g"),
+                     spread(of(arm, lambda r: r["proposals"]), "g"), spread(of(arm, lambda r: r["accepted"]), "g"),
+                     spread(of(arm, lambda r: r["gain_ubpb"] / 1e6), "+.4f"),
+                     spread(of(arm, lambda r: r["cpu_s"] / 3600), ".3f"),
+                     spread(of(arm, per_cpu_h), "+.3f"), spread(of(arm, share), ".1%"),
+                     f"{statistics.median(of(arm, lambda r: r['verify_s'])):.0f}"))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     for row in (header, *rows):
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
-    search, rnd = med("search", "gain_ubpb"), med("random", "gain_ubpb")
-    ratio = f"{search / rnd:.2f}x" if rnd > 0 else ("n/a (random gained nothing)" if search > 0 else "n/a")
-    print(f"built-in search vs random search, verified gain: {ratio}")
+    base = statistics.median(of("random", per_cpu_h))
+    for arm in ARMS:
+        if arm == "random":
+            continue
+        mine = statistics.median(of(arm, per_cpu_h))
+        ratio = f"{mine / base:.2f}x" if base > 0 else ("n/a (random gained nothing)" if mine > 0 else "n/a")
+        per_rep = []
+        for rep in range(args.repeats):
+            a = [per_cpu_h(r) for r in results if r["arm"] == arm and r["repeat"] == rep]
+            b = [per_cpu_h(r) for r in results if r["arm"] == "random" and r["repeat"] == rep]
+            if a and b and b[0] > 0:
+                per_rep.append(f"{a[0] / b[0]:.2f}x")
+        print(f"{arm} vs random, verified gain per CPU-hour: {ratio} (median of each arm; per repeat: "
+              f"{', '.join(per_rep) or 'n/a'})")
+    if args.journal_out:
+        first = next((r for r in results if r["arm"] == "tpe" and r["repeat"] == 0), None)
+        if first is not None:
+            args.journal_out.write_text(journal_markdown(first))
+            print(f"journal of the tpe arm (repeat 1) written to {args.journal_out}")
     if args.json:
         print(json.dumps(results, indent=1))
+
+
+def journal_markdown(r: dict[str, Any]) -> str:
+    lines = [f"# tpe arm, repeat 1: {r['experiments']} experiments, {r['accepted']} accepted, verified gain "
+             f"{r['gain_ubpb'] / 1e6:+.4f} bpb", "",
+             "| # | change | stages: per-seed paired gains (ubpb) | outcome |", "|---|---|---|---|"]
+    for e in r["journal"]:
+        stages = "; ".join(f"{s['name']} {s['gains']}" for s in e["stages"]) or "-"
+        lines.append(f"| {e['seq']} | {e['summary']} | {stages} | {e['decision']}: {e['reason']} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -140,12 +140,12 @@ def overhead(ref: bytes, arena, launcher, repeats: int, threads: int) -> list[tu
             ("harness training per run / bare", f"{t / runs / b:.3f}")]
 
 
-def compute_fairness(ref: bytes, arena, launcher, seeds: int, waste_checks: int, threads: int
-                     ) -> list[tuple[str, str]]:
+def compute_fairness(ref: bytes, arena, launcher, seeds: int, waste_checks: int, threads: int,
+                     only: list[str] | None = None) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
-    n = 0
-    for name, script in bought_compute(ref):
-        n += 1
+    bought = dict(bought_compute(ref))
+    for name in only or list(bought):
+        script = bought[name]
         s = derive_seeds(f"bench-compute-{name}".encode(), seeds)
         r = run_check(ref, script, arena, s, threads=2 * threads, launcher=launcher)
         ratio = r.compute_ratio
@@ -194,6 +194,8 @@ def main() -> int:
     ap.add_argument("--small-eval", action="store_true", help="the test suite's small data/eval settings")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: overhead,neutral,hostile,compute")
     ap.add_argument("--waste-checks", type=int, default=10, help="checks of the waste-removed candidate")
+    ap.add_argument("--bought", default="", help="comma list of the section-5 candidates to check, in this order "
+                    "(default: all): '1.5x steps,2x steps,4x steps,2x width'")
     args = ap.parse_args()
     if args.quick:
         args.budget, args.variants, args.repeats, args.small_eval = args.budget or 60000, 4, 1, True
@@ -241,7 +243,8 @@ def main() -> int:
     if "compute" not in skip and arena.budget_kind == "compute":
         print("\n[5] compute fairness", flush=True)
         table(f"compute fairness ({args.seeds} seeds per check, {arena.budget_value} tokens at class 0)",
-              compute_fairness(ref, arena, launcher, args.seeds, args.waste_checks, args.threads))
+              compute_fairness(ref, arena, launcher, args.seeds, args.waste_checks, args.threads,
+                               [b.strip() for b in args.bought.split(",") if b.strip()] or None))
     if "hostile" not in skip:
         print("\n[4] hostile suite", flush=True)
         def hostile_arena(cap: int):

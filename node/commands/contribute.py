@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from node.supervise.netnode import NodeLink
 
 ARENA_SYNC_TIMEOUT_S = 120.0
-PROPOSERS = ("search", "random", "agent")
+PROPOSERS = ("tpe", "search", "random", "agent")
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,11 @@ def _contribute(ctx: Context, key: SigningKey, emit: EventSink, settings: Contri
 def make_proposer(settings: ContributeSettings, arena: Arena, home: Path) -> Proposer:
     from node.research.search import BanditSearch, RandomSearch
 
+    if settings.proposer == "tpe":
+        from node.research.tpe import TpeSearch
+
+        return TpeSearch(home=home, arena=arena.id, seed=settings.search_seed,
+                         seeds_per_stage=settings.loop.seeds or arena.seeds)
     if settings.proposer == "search":
         return BanditSearch(seed=settings.search_seed)
     if settings.proposer == "random":

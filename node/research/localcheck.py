@@ -126,9 +126,11 @@ class LocalChecker:
                margin_ubpb: int, *, cache_parent: bool,
                should_abort: Callable[[], str | None] = lambda: None,
                progress: Callable[[str], None] = lambda _: None,
-               parent_position: Position = GENESIS) -> Stage:
+               parent_position: Position = GENESIS,
+               stop_early: Callable[[list[int]], str | None] | None = None) -> Stage:
         """One stage: run_check with early stopping against `margin_ubpb`, as a journal Stage.
 
+        `stop_early` (the proposer's own rule) may end it after any seed too.
         Raises Aborted (with the partial stage) when should_abort gives a reason,
         HeadRunError when the parent itself fails here.
         """
@@ -142,8 +144,10 @@ class LocalChecker:
             mean = sum(gains) / len(gains)
             progress(f"{name} seed {i + 1}/{len(seeds)}: gain {gains[-1]:+d} ubpb (mean {mean:+.0f})")
 
-        hooks = Hooks(should_abort=should_abort, stop_early=lambda g: _futile(g, margin_ubpb),
-                      on_pair=on_pair)
+        def stop(g: list[int]) -> str | None:
+            return _futile(g, margin_ubpb) or (stop_early(g) if stop_early is not None else None)
+
+        hooks = Hooks(should_abort=should_abort, stop_early=stop, on_pair=on_pair)
         try:
             r = run_check(parent, candidate, arena, seeds, threads=self.threads, launcher=self.launcher,
                           parent_cache=self._cache if cache_parent else None, hooks=hooks,

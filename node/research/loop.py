@@ -216,13 +216,15 @@ class ContributorLoop:
         try:
             screen = self.checker.paired("screen", head.script, cand.script, screen_seeds,
                                          self.margin, cache_parent=True, should_abort=abort,
-                                         progress=progress, parent_position=head.position)
+                                         progress=progress, parent_position=head.position,
+                                         stop_early=cand.stop_early)
             stages.append(screen)
             if screen.verdict == "improves" and self.config.confirm:
                 confirm = self.checker.paired("confirm", head.script, cand.script,
                                               new_seeds(self.n_seeds), self.margin,
                                               cache_parent=False, should_abort=abort,
-                                              progress=progress, parent_position=head.position)
+                                              progress=progress, parent_position=head.position,
+                                              stop_early=cand.stop_early)
                 stages.append(confirm)
         except Aborted as a:
             stages.append(a.stage)

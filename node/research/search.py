@@ -27,7 +27,7 @@ import difflib
 import math
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -57,6 +57,8 @@ class Candidate:
     mutation: Mutation | None = None  # set for built-in search (lets the loop rebase it)
     rejected: str = ""  # set when the proposer's own checks refused it (journaled as invalid)
     message: str = ""  # proposal message (default: the summary)
+    # the proposer's own early stop over the per-seed gains so far (beside the loop's futility rule)
+    stop_early: Callable[[list[int]], str | None] | None = field(default=None, compare=False)
 
 
 class Proposer(Protocol):
