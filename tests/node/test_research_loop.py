@@ -265,3 +265,55 @@ def test_agent_proposer_through_the_loop(world: World, tmp_path: Path, mode: str
         assert proposals[0].message.startswith("restore the learning rate")
     else:
         assert proposals == [] and e.stages == []
+
+
+def test_the_proposer_s_own_stop_rule_ends_a_screen_early(world: World) -> None:
+    """A candidate's stop_early (the TPE proposer's sequential rule) is applied after each seed."""
+    from node.research.search import Candidate
+
+    head = read_head(world.store, world.arena)
+    same = head.script + b"\n# the same training\n"  # gain 0: the loop's own futility rule lets it go on
+    seen: list[list[int]] = []
+
+    def stop(gains: list[int]) -> str | None:
+        seen.append(list(gains))
+        return "proposer says stop"
+
+    class Once:
+        name = "fixed"
+
+        def propose(self, *a: object) -> Candidate:
+            return Candidate(same, "a comment", stop_early=stop)
+
+    with Journal.open(world.home) as j:
+        cfg = LoopConfig(seeds=2, threads=1, max_experiments=1, poll_s=0.05)
+        ContributorLoop(world.store, world.arena, world.author, j, Once(), cfg).run()
+        (e,) = j.entries(world.arena.id)
+    assert seen == [seen[0]] and len(seen[0]) == 1  # asked once, after the first seed
+    (screen,) = e.stages
+    assert len(screen.seeds) == 1 and "proposer says stop" in e.reason + screen.verdict + screen.detail
+
+
+def test_tpe_search_runs_in_the_loop_and_resumes_its_study(world: World) -> None:
+    """Real experiments with the TPE proposer: each journal entry names its trial; a restart continues."""
+    import optuna
+
+    from node.research.tpe import TpeSearch
+
+    def loop_with(j: Journal, seed: int, n: int) -> ContributorLoop:
+        cfg = LoopConfig(seeds=2, threads=1, max_experiments=n, poll_s=0.05, confirm=False)
+        return ContributorLoop(world.store, world.arena, world.author, j,
+                               TpeSearch(home=world.home, arena=world.arena.id, seed=seed), cfg)
+
+    with Journal.open(world.home) as j:
+        assert loop_with(j, 1, 2).run() == 2
+    with Journal.open(world.home) as j:  # a restart: a new proposer object on the same data directory
+        assert loop_with(j, 2, 1).run() == 1
+        entries = j.entries(world.arena.id)
+    assert [e.proposer for e in entries] == ["tpe"] * 3 and all(e.decision for e in entries)
+    refs = [(e.changes[0]["study"], e.changes[0]["trial"]) for e in entries]
+    assert len({s for s, _ in refs}) == 1 and len({t for _, t in refs}) == 3
+    storage = TpeSearch(home=world.home, arena=world.arena.id).storage
+    study = optuna.load_study(study_name=refs[0][0], storage=storage)
+    told = {t.number for t in study.trials if t.state != optuna.trial.TrialState.RUNNING}
+    assert {t for _, t in refs[:2]} <= told  # results of the first run were told to the study
