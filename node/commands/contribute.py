@@ -69,8 +69,8 @@ class ContributeSettings:
 
 
 @click.command()
-@click.option("--proposer", type=click.Choice(PROPOSERS), default="search",
-              show_default=True, help="Where candidates come from.")
+@click.option("--proposer", type=click.Choice(PROPOSERS), default="tpe",
+              show_default=True, help="Where candidates come from: tpe (Optuna TPE over knob moves), search (the older bandit), random, or agent.")
 @click.option("--agent-cmd", default=None, metavar="COMMAND",
               help="Coding-agent command line for --proposer agent; runs in a working copy holding "
                    "train.py, program.md, journal.json, arena.json ({workdir} and {script} are substituted).")

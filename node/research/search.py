@@ -111,7 +111,8 @@ def _arms(head_script: bytes) -> list[tuple[str, int]]:
     return arms
 
 
-def _entry_mutation(e: Entry) -> Mutation | None:
+def entry_mutation(e: Entry) -> Mutation | None:
+    """The knob mutation a journal entry records, or None (free-form or unreadable)."""
     try:
         return Mutation.from_json(e.changes) if e.changes else None
     except (KeyError, TypeError, ValueError):
@@ -172,7 +173,7 @@ class BanditSearch:
                 taken: set[str], margin_ubpb: int) -> Candidate | None:
         knobs = parse_knobs(head_script)
         on_head = [e for e in history if e.parent == head and e.decision != STALE]
-        tried = {mutation_key(m) for e in on_head if (m := _entry_mutation(e)) is not None}
+        tried = {mutation_key(m) for e in on_head if (m := entry_mutation(e)) is not None}
         stats, scales = self._arm_stats(history, head, margin_ubpb)
 
         self._margin = max(margin_ubpb, 1)
@@ -216,7 +217,7 @@ class BanditSearch:
         sums: dict[str, tuple[float, float]] = {}
         scales: dict[str, float] = {}
         for e in history:
-            m = _entry_mutation(e)
+            m = entry_mutation(e)
             r = _reward(e, margin_ubpb)
             if m is None or r is None or len(m.changes) != 1:
                 continue
@@ -242,7 +243,7 @@ class BanditSearch:
             return None
         good = []
         for e in done:
-            m = _entry_mutation(e)
+            m = entry_mutation(e)
             gain = e.mean_gain_ubpb
             if (m is not None and len(m.changes) == 1 and gain is not None
                     and gain >= COMBINE_MIN * self._margin):

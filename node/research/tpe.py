@@ -74,7 +74,7 @@ from node.research.mutate import (
     mutable_knobs,
     round_float,
 )
-from node.research.search import Candidate, candidate_for, mutation_key
+from node.research.search import Candidate, candidate_for, entry_mutation, mutation_key
 from verify.stats import t95
 
 NONE = "-"
@@ -316,7 +316,7 @@ class TpeSearch:
         if not names:
             return None
         tried = {mutation_key(m) for e in history if e.parent == head and e.decision != STALE
-                 if (m := _entry_mutation(e)) is not None}
+                 if (m := entry_mutation(e)) is not None}
         sigma = noise_ubpb(history, margin_ubpb)
         self.last_noise = sigma
         self._enqueue_combination(study, knobs, space, margin_ubpb)
@@ -405,13 +405,6 @@ class TpeSearch:
 def _topic(c: Change) -> str:
     d = c.direction
     return f"{c.name}:{'+' if d > 0 else '-' if d < 0 else '~'}"
-
-
-def _entry_mutation(e: Entry) -> Mutation | None:
-    try:
-        return Mutation.from_json(e.changes) if e.changes else None
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def _trial_ref(e: Entry) -> tuple[str, int] | None:
