@@ -83,14 +83,15 @@ def run_arm(home: Path, arm: str, author_pem: Path, verifier_pem: Path, minutes:
     refs: list[tuple[int, int]] = []  # (reference val, floor) per seed, from checks against it
     cache: dict[Any, Any] = {}
     verify_s, verify_cpu = [0.0], [0.0]
+    meter = CpuMeter()
 
     def publish(proposal: Any, blob: Any) -> None:
         publish_to_store(store, proposal, blob)
-        t0, c0 = time.monotonic(), cpu_s()
+        t0, c0 = time.monotonic(), meter.read()
         att = verify_proposal(verifier, store, proposal, threads=1, unsafe_no_sandbox=unsafe,
                               parent_cache=cache)
         verify_s[0] += time.monotonic() - t0
-        verify_cpu[0] += cpu_s() - c0
+        verify_cpu[0] += meter.read() - c0
         store.add(att)
         verdicts.append(att.verdict)
         if proposal.parent == arena.id and att.floor_ubpb:
@@ -104,7 +105,7 @@ def run_arm(home: Path, arm: str, author_pem: Path, verifier_pem: Path, minutes:
         proposer: Any = TpeSearch(home=home, arena=arena.id, seed=seed, seeds_per_stage=arena.seeds)
     else:
         proposer = BanditSearch(seed=seed) if arm == "search" else RandomSearch(seed=seed)
-    started, cpu0 = time.monotonic(), cpu_s()
+    started, cpu0 = time.monotonic(), meter.read()
     with Journal.open(home) as journal:
         loop = ContributorLoop(store, arena, author, journal, proposer,
                                LoopConfig(threads=1, max_pending=1, claims=False, unsafe_no_sandbox=unsafe),
@@ -116,7 +117,8 @@ def run_arm(home: Path, arm: str, author_pem: Path, verifier_pem: Path, minutes:
         timer.cancel()
         entries = journal.entries(arena.id)
     wall = time.monotonic() - started
-    research_cpu = cpu_s() - cpu0 - verify_cpu[0]
+    research_cpu = meter.read() - cpu0 - verify_cpu[0]
+    meter.stop.set()
     state = state_for(store, arena.id)
     head = state.commits.get(state.head)
     accepted = sum(1 for c in state.commits.values() if c.status == ACCEPTED)
@@ -129,10 +131,42 @@ def run_arm(home: Path, arm: str, author_pem: Path, verifier_pem: Path, minutes:
             "journal": [journal_line(e) for e in entries]}
 
 
-def cpu_s() -> float:
-    """CPU seconds of this process and of every child it has waited for (the sandboxed runs)."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+class CpuMeter:
+    """CPU seconds of this process and of every process it started, sampled from /proc.
+
+    getrusage's children counts lose the sandboxed runs (the harness kills a
+    worker's bwrap once it has answered, so bwrap never reaps its child): each
+    direct child's whole tree (model.harness.cpuclock) is sampled every
+    `every` seconds and its largest reading kept, so at most the last
+    interval of each run goes uncounted.
+    """
+
+    def __init__(self, every: float = 0.25) -> None:
+        self.every = every
+        self.seen: dict[tuple[int, str], float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.every):
+            self.sample()
+
+    def sample(self) -> None:
+        from model.harness.cpuclock import _children, tree_cpu_s
+
+        for pid in _children(os.getpid()):
+            try:
+                born = (Path("/proc") / str(pid) / "stat").read_bytes().rsplit(b")", 1)[1].split()[19].decode()
+            except (OSError, IndexError):
+                continue
+            key = (pid, born)
+            self.seen[key] = max(self.seen.get(key, 0.0), tree_cpu_s(pid))
+
+    def read(self) -> float:
+        self.sample()
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        return me.ru_utime + me.ru_stime + sum(self.seen.values())
 
 
 def journal_line(e: Any) -> dict[str, Any]:
