@@ -31,7 +31,7 @@ ensure_venv() {
         # torch first, pinned, so the CPU wheel is used and no CUDA packages are pulled.
         "$VENV/bin/pip" install -q "torch==2.13.0" 2>&1 | grep -v "is ignored" >&2 || true
         "$VENV/bin/pip" install -q -e ".[test]" 2>&1 | grep -v "is ignored" >&2 || true
-        "$VENV/bin/python" -c "import torch, libp2p, chain" || { echo "venv install failed" >&2; return 1; }
+        "$VENV/bin/python" -c "import torch, libp2p, optuna, chain" || { echo "venv install failed" >&2; return 1; }
         touch "$stamp"
     fi
 }

@@ -195,16 +195,16 @@ def step_value(knob: Knob, direction: int, scale: float, knobs: dict[str, Knob],
     if knob.rule == INT_ADD:
         step = max(1, int(scale))  # +-1 unless the search asks for a much bigger step
         new = int(v) + direction * step
-        return _fit_int(knob, new, direction, knobs)
+        return fit_int(knob, new, direction, knobs)
     if knob.rule == INT_MUL:
         new = round(v * factor ** direction)
         if new == v:
             new = v + direction
-        return _fit_int(knob, new, direction, knobs)
+        return fit_int(knob, new, direction, knobs)
     return None
 
 
-def _fit_int(knob: Knob, new: int, direction: int, knobs: dict[str, Knob]) -> int | None:
+def fit_int(knob: Knob, new: int, direction: int, knobs: dict[str, Knob]) -> int | None:
     """The nearest value to `new`, moving in `direction`, that keeps the rules; None if none."""
     v = int(knob.value)
     lowest = 1 if v >= 1 else 0

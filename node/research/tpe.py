@@ -9,8 +9,8 @@ proposer fixes both ends:
   values that Optuna's TPE sampler (multivariate, conditional parameters)
   draws: `k1` (which knob), `v:<knob>` (its new value, absolute, in a range
   fixed when the study was made: learning rates and other log-scale floats
-  x/÷ 8, sizes x/÷ 4, counts -2..+3, fractions 0..3x), and `k2`, a second knob
-  or none, so that changes which each helped a little are tried together. The
+  x/÷ 8, sizes x/÷ 4, counts -2..+3, fractions 0..3x), and `pair` with `k2`,
+  an optional second knob, so that two changes are also tried together. The
   objective is the paired gain the local check measured on the head (early
   stopped trials count with the gain they had when stopped; invalid ones as a
   large loss), so TPE learns which knobs and which values pay on this arena.
@@ -48,6 +48,7 @@ import random
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,18 +71,18 @@ from node.research.mutate import (
     UNIT_MAX,
     Change,
     Mutation,
-    _fit_int,
+    fit_int,
     mutable_knobs,
     round_float,
 )
-from node.research.search import Candidate, candidate_for, entry_mutation, mutation_key
+from node.research.search import Candidate, arm_of, candidate_for, entry_mutation, mutation_key
 from verify.stats import t95
 
 NONE = "-"
 STOP_CHANCE = 0.10  # stop a candidate when its chance of passing the verdict rule is below this
 INVALID_MARGINS = -5.0  # an invalid candidate counts as a loss of this many margins
-STARTUP_TRIALS = 6
-COMBINE_MIN = 0.4  # combine single moves that each gained at least this many margins  # TPE's random trials before it models (inherited trials count)
+STARTUP_TRIALS = 6  # TPE's random trials before it models (inherited trials count)
+COMBINE_MIN = 0.4  # combine single moves that each gained at least this many margins
 DEFAULT_NOISE_MARGINS = 2.5  # per-seed paired-gain sd, in margins, until the journal has its own
 MIN_NOISE_DF = 4
 
@@ -156,7 +157,7 @@ def _to_value(knob: Knob, spec: dict[str, Any], drawn: Any, knobs: dict[str, Kno
         new = int(drawn)
         if new == knob.value:
             return new
-        return _fit_int(knob, new, 1 if new > knob.value else -1, knobs)
+        return fit_int(knob, new, 1 if new > knob.value else -1, knobs)
     new = round_float(float(drawn))
     if knob.rule == FRAC and new < 1e-3:
         new = 0.0
@@ -219,7 +220,6 @@ class TpeSearch:
         else:
             self.storage = optuna.storages.InMemoryStorage()
             self.path = None
-        self.last_noise = 0.0
 
     # -- studies ------------------------------------------------------------
     def _sampler(self) -> optuna.samplers.BaseSampler:
@@ -252,12 +252,13 @@ class TpeSearch:
                  ) -> tuple[list[optuna.trial.FrozenTrial], dict[str, dict[str, Any]] | None]:
         """Trials of the newest study of this skeleton that has a trial matching the head, shifted by its gain."""
         best: tuple[float, optuna.Study, float] | None = None
+        config = _jsonable(values)
         for n in names:
             s = optuna.load_study(study_name=n, storage=self.storage)
             if s.user_attrs.get("skeleton") != skel:
                 continue
             for t in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-                if t.user_attrs.get("config") == _jsonable(values) and t.value is not None:
+                if t.user_attrs.get("config") == config and t.value is not None:
                     created = float(s.user_attrs.get("created", 0))
                     if best is None or created > best[0]:
                         best = (created, s, float(t.value))
@@ -318,8 +319,7 @@ class TpeSearch:
         tried = {mutation_key(m) for e in history if e.parent == head and e.decision != STALE
                  if (m := entry_mutation(e)) is not None}
         sigma = noise_ubpb(history, margin_ubpb)
-        self.last_noise = sigma
-        self._enqueue_combination(study, knobs, space, margin_ubpb)
+        self._enqueue_combination(study, margin_ubpb)
         tpe_sampler = study.sampler
         for attempt in range(40):
             if attempt == 10:  # the model keeps proposing what was tried: explore at random for a while
@@ -329,7 +329,7 @@ class TpeSearch:
             if mutation is None or mutation_key(mutation) in tried:
                 study.tell(trial, state=TrialState.PRUNED if mutation is not None else TrialState.FAIL)
                 continue
-            topic = "+".join(sorted(_topic(c) for c in mutation.changes))
+            topic = "+".join(sorted(arm_of(c) for c in mutation.changes))  # what candidate_for would name it
             if topic in taken and attempt < 20:  # others claimed it: try something else first
                 study.tell(trial, state=TrialState.FAIL)
                 continue
@@ -349,8 +349,7 @@ class TpeSearch:
         study.sampler = tpe_sampler
         return None
 
-    def _enqueue_combination(self, study: optuna.Study, knobs: dict[str, Knob],
-                             space: dict[str, dict[str, Any]], margin_ubpb: int) -> None:
+    def _enqueue_combination(self, study: optuna.Study, margin_ubpb: int) -> None:
         """Queue the two best single-knob moves on this head that each gained, together, once."""
         done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 if not t.user_attrs.get("inherited") and t.value is not None
@@ -389,7 +388,7 @@ class TpeSearch:
             changes.append(Change(name, knobs[name].value, new))
         return Mutation(tuple(changes)) if changes else None
 
-    def _stopper(self, margin_ubpb: int, sigma: float):
+    def _stopper(self, margin_ubpb: int, sigma: float) -> Callable[[list[int]], str | None]:
         seeds = self.seeds_per_stage
 
         def stop(gains: list[int]) -> str | None:
@@ -400,11 +399,6 @@ class TpeSearch:
             return None
 
         return stop
-
-
-def _topic(c: Change) -> str:
-    d = c.direction
-    return f"{c.name}:{'+' if d > 0 else '-' if d < 0 else '~'}"
 
 
 def _trial_ref(e: Entry) -> tuple[str, int] | None:
