@@ -142,7 +142,7 @@ def _contribute(ctx: Context, key: SigningKey, emit: EventSink, settings: Contri
             # proposals land in the local store; a node on this home publishes them
             loop = ContributorLoop(store, arena, key, journal, make_proposer(settings, arena, ctx.home),
                                    settings.loop, gate=gate, on_event=emit)
-        except NoSandboxError as e:
+        except (NoSandboxError, ResearchError) as e:
             raise click.ClickException(str(e)) from e
         emit("start", f"contributing to {arena.name} {arena.hex[:12]} as {key.public.hex()[:12]} "
                       f"({settings.proposer}; {loop.n_seeds} seeds per stage; margin {arena.margin_ubpb} ubpb); "

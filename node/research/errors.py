@@ -48,3 +48,12 @@ class AgentError(ResearchError):
     def __init__(self, command: str, problem: str) -> None:
         super().__init__(f"cannot run agent command {command!r}: {problem}")
         self.command, self.problem = command, problem
+
+
+class SearchStateError(ResearchError):
+    """The search's own state file in the data directory cannot be read."""
+
+    def __init__(self, path: object, why: str) -> None:
+        super().__init__(f"the search state {path} is unreadable ({why}); move it aside and the search starts "
+                         f"afresh (the journal, the store and the keys are not affected)")
+        self.path = path

@@ -64,7 +64,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from journalfile import INVALID, STALE, Entry
-from node.research.errors import ResearchError
+from node.research.errors import ResearchError, SearchStateError
 from node.research.knobs import BOOL, CHOICE, FRAC, INT_ADD, INT_MUL, LOG, UNIT, Knob, Value
 from node.research.mutate import (
     FRAC_MAX,
@@ -215,7 +215,10 @@ class TpeSearch:
         if home is not None:
             path = Path(home) / "research" / f"tpe-{arena.hex()[:16] or 'arena'}.log"
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.storage: optuna.storages.BaseStorage = JournalStorage(JournalFileBackend(str(path)))
+            try:  # replays the whole file: a corrupt one fails here, before anything is written to it
+                self.storage: optuna.storages.BaseStorage = JournalStorage(JournalFileBackend(str(path)))
+            except (ValueError, KeyError, TypeError, IndexError, optuna.exceptions.OptunaError) as e:
+                raise SearchStateError(path, f"{type(e).__name__}: {e}"[:200]) from e
             self.path: Path | None = path
         else:
             self.storage = optuna.storages.InMemoryStorage()

@@ -159,3 +159,16 @@ def test_the_stop_rule_uses_the_journal_s_own_noise(tmp_path: Path) -> None:
     assert cand.stop_early is not None
     assert cand.stop_early([-2000]) is not None  # a loss on seed one ends it
     assert cand.stop_early([30000]) is None
+
+
+def test_a_corrupt_state_file_is_a_clear_error_and_is_left_as_it_was(tmp_path: Path) -> None:
+    from node.research.errors import SearchStateError
+
+    path = tmp_path / "research" / f"tpe-{ARENA.hex()[:16]}.log"
+    path.parent.mkdir(parents=True)
+    garbage = b'not json\n{"op_code": 99}\n'  # (an undecodable last line alone is read as a torn write)
+    path.write_bytes(garbage)
+    with pytest.raises(SearchStateError) as e:
+        TpeSearch(home=tmp_path, arena=ARENA, seed=1)
+    assert str(path) in str(e.value) and "move it aside" in str(e.value)
+    assert path.read_bytes() == garbage  # nothing written over it
