@@ -166,12 +166,17 @@ def make_launcher(unsafe_no_sandbox: bool, device: str = "cpu") -> Launcher:
 def run_check(parent_script: bytes, candidate_script: bytes, arena: Arena, seeds: list[int], *,
               unsafe_no_sandbox: bool = False, threads: int = 2, progress: Progress | None = None,
               parent_cache: ParentCache | None = None, launcher: Launcher | None = None,
-              hooks: Hooks | None = None, parent_position: Position = GENESIS) -> CheckResult:
+              hooks: Hooks | None = None, parent_position: Position = GENESIS,
+              class_seeds: int | None = None) -> CheckResult:
     """Check `candidate_script` against `parent_script` on `seeds` under `arena` (see module doc).
 
     `parent_position` is the parent commit's compute class and drift (the
     chain's record; the genesis for the arena's own script). `launcher`
     replaces the default sandbox (tests pass one with tighter limits).
+    `class_seeds` (a contributor's cheaper local prediction; verifiers pass
+    None) classes the candidate after that many seeds, reruns those at its
+    class and runs the rest at the class directly, so `stop_early` can end a
+    class-changing candidate after its first seeds too.
     Raises NoSandboxError / HarnessMismatchError when this machine cannot check
     at all, CheckAborted when hooks.should_abort says so; every fault of the
     candidate is a verdict instead.
@@ -188,7 +193,7 @@ def run_check(parent_script: bytes, candidate_script: bytes, arena: Arena, seeds
         launcher = make_launcher(unsafe_no_sandbox, config.device)
     check = _Check(arena, config, launcher, seeds, threads, progress, hooks or Hooks(),
                    parent_cache if parent_cache is not None else {}, parent_position,
-                   [FLAG_UNSAFE] if unsafe_no_sandbox else [], start)
+                   [FLAG_UNSAFE] if unsafe_no_sandbox else [], start, class_seeds=class_seeds)
     if len(candidate_script) > arena.max_script_bytes:
         return check.fail("invalid:script_too_large",
                           f"script of {len(candidate_script)} bytes; the arena allows {arena.max_script_bytes}")
@@ -246,8 +251,10 @@ class _Check:
     pairs: list[Pair] = field(default_factory=list)
     train_s: float = 0.0
     runs: int = 0
-    rels: list[float] = field(default_factory=list)
+    rels: list[float] = field(default_factory=list)  # rel of each pair run at the parent's tokens
     position: Position = GENESIS
+    class_seeds: int | None = None  # class from the first n seeds (None: all of them)
+    at_class: list[float] = field(default_factory=list)  # rel of each candidate run at its own class
 
     @property
     def paired(self) -> bool:
@@ -345,11 +352,12 @@ class _Check:
         return self._parent_run(p, ck, seed), _as_run(c)
 
     def _rerun(self, candidate: bytes, tokens: int) -> list[Run]:
-        """The candidate again on every seed at `tokens` (its class), two runs at a time."""
+        """The candidate again on every seed measured so far at `tokens` (its class), two runs at a time."""
         each = max(1, self.threads // 2)
         out: list[Run] = []
-        for lo in range(0, len(self.seeds), 2):
-            chunk = list(enumerate(self.seeds))[lo:lo + 2]
+        seeds = [q.seed for q in self.pairs]
+        for lo in range(0, len(seeds), 2):
+            chunk = list(enumerate(seeds))[lo:lo + 2]
             meet = _Rendezvous(self.config.wall_cap_s + self.config.startup_timeout_s)
             if len(chunk) < 2:
                 meet.leave()
@@ -371,43 +379,58 @@ class _Check:
                 out.append(_as_run(r))
         return out
 
-    def _compute_class(self, candidate: bytes) -> None:
-        """Class the candidate from the first pass; rerun it at its class if that differs (module doc)."""
+    def _compute_class(self, candidate: bytes) -> int | None:
+        """Class the candidate from the pairs so far; rerun them at its class if that differs (module doc).
+
+        Returns the candidate's token count for the seeds still to run, None if it keeps the parent's.
+        """
         rel = _median(self.rels)
         klass = compute.class_for(self.parent_pos, rel)
         if klass < compute.K_MIN:
             raise _Verdict(self.fail("invalid:over_compute", compute.over_detail(rel)))
         self.position = compute.position_after(self.parent_pos, klass, self.rels)
         if klass == self.parent_pos.klass:
-            return
-        reruns = self._rerun(candidate, compute.tokens_at(self.arena.budget_value, klass))
-        again = [_rel(q.parent, c) for q, c in zip(self.pairs, reruns, strict=True)]
-        if not compute.keeps_class(self.parent_pos, klass, _median(again)):
+            return None
+        tokens = compute.tokens_at(self.arena.budget_value, klass)
+        reruns = self._rerun(candidate, tokens)
+        self.at_class = [_rel(q.parent, c) for q, c in zip(self.pairs, reruns, strict=True)]
+        self._keeps_class()
+        self.pairs = [Pair(q.seed, q.parent, c) for q, c in zip(self.pairs, reruns, strict=True)]
+        return tokens
+
+    def _keeps_class(self) -> None:
+        if not compute.keeps_class(self.parent_pos, self.position.klass, _median(self.at_class)):
             raise _Verdict(self.fail(
                 "invalid:over_compute",
-                f"classed {klass:+d} (parent {self.parent_pos.klass:+d}) at the parent's token count, the candidate "
-                f"then used {compute.STEP ** -_median(again):.2f}x the parent's CPU time per token at its own"))
-        self.pairs = [Pair(q.seed, q.parent, c) for q, c in zip(self.pairs, reruns, strict=True)]
+                f"classed {self.position.klass:+d} (parent {self.parent_pos.klass:+d}) at the parent's token "
+                f"count, the candidate then used {compute.STEP ** -_median(self.at_class):.2f}x the parent's "
+                "CPU time per token at its own"))
 
     def execute(self, parent: bytes, candidate: bytes) -> CheckResult:
         key = hashlib.sha256(parent).digest()
         p_tokens = compute.tokens_at(self.arena.budget_value, self.parent_pos.klass) if self.paired else None
+        c_tokens = p_tokens
+        n_class = len(self.seeds) if self.class_seeds is None else max(1, min(self.class_seeds, len(self.seeds)))
+        classed = not self.paired
         try:
             for i, seed in enumerate(self.seeds):
-                p_run, c_run = self._seed(i, seed, parent, candidate, key, p_tokens, p_tokens)
+                p_run, c_run = self._seed(i, seed, parent, candidate, key, p_tokens, c_tokens)
                 pair = Pair(seed, p_run, c_run)
                 self.pairs.append(pair)
                 if self.paired:
-                    self.rels.append(_rel(p_run, c_run))
+                    (self.at_class if c_tokens != p_tokens else self.rels).append(_rel(p_run, c_run))
                 self.hooks.on_pair(i, pair)
-                staying = not self.paired or compute.class_for(self.parent_pos, _median(self.rels)) == \
+                if not classed and i + 1 == n_class:
+                    classed = True
+                    c_tokens = self._compute_class(candidate) or p_tokens
+                staying = classed or compute.class_for(self.parent_pos, _median(self.rels)) == \
                     self.parent_pos.klass
                 if i + 1 < len(self.seeds) and staying:  # gains at the parent's tokens say something
                     why = self.hooks.stop_early([q.gain_ubpb for q in self.pairs])
                     if why:
                         return self.fail("no_gain", why)
-            if self.paired:
-                self._compute_class(candidate)
+            if self.paired and len(self.at_class) > n_class:
+                self._keeps_class()  # the seeds run at the class after it was chosen keep it too
         except _Verdict as v:
             return v.result
         d = decide([q.parent_ubpb for q in self.pairs], [q.candidate_ubpb for q in self.pairs],

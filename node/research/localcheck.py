@@ -127,10 +127,13 @@ class LocalChecker:
                should_abort: Callable[[], str | None] = lambda: None,
                progress: Callable[[str], None] = lambda _: None,
                parent_position: Position = GENESIS,
-               stop_early: Callable[[list[int]], str | None] | None = None) -> Stage:
+               stop_early: Callable[[list[int]], str | None] | None = None,
+               class_seeds: int | None = None) -> Stage:
         """One stage: run_check with early stopping against `margin_ubpb`, as a journal Stage.
 
-        `stop_early` (the proposer's own rule) may end it after any seed too.
+        `stop_early` (the proposer's own rule) may end it after any seed too;
+        `class_seeds` classes the candidate's compute after that many seeds
+        (verify.check.run_check), so a class-changing candidate can stop early.
         Raises Aborted (with the partial stage) when should_abort gives a reason,
         HeadRunError when the parent itself fails here.
         """
@@ -151,7 +154,8 @@ class LocalChecker:
         try:
             r = run_check(parent, candidate, arena, seeds, threads=self.threads, launcher=self.launcher,
                           parent_cache=self._cache if cache_parent else None, hooks=hooks,
-                          unsafe_no_sandbox=self.unsafe_no_sandbox, parent_position=parent_position)
+                          unsafe_no_sandbox=self.unsafe_no_sandbox, parent_position=parent_position,
+                          class_seeds=class_seeds)
         except CheckAborted as e:
             raise Aborted(e.why, _stage(name, e.partial)) from e
         if FLAG_PARENT_FAILED in r.flags:

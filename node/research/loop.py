@@ -217,7 +217,7 @@ class ContributorLoop:
             screen = self.checker.paired("screen", head.script, cand.script, screen_seeds,
                                          self.margin, cache_parent=True, should_abort=abort,
                                          progress=progress, parent_position=head.position,
-                                         stop_early=cand.stop_early)
+                                         stop_early=cand.stop_early, class_seeds=cand.screen_class_seeds)
             stages.append(screen)
             if screen.verdict == "improves" and self.config.confirm:
                 confirm = self.checker.paired("confirm", head.script, cand.script,

@@ -59,6 +59,9 @@ class Candidate:
     message: str = ""  # proposal message (default: the summary)
     # the proposer's own early stop over the per-seed gains so far (beside the loop's futility rule)
     stop_early: Callable[[list[int]], str | None] | None = field(default=None, compare=False)
+    # screen only: class the candidate's compute after this many seeds, not all (verify.check.run_check's
+    # class_seeds), so stop_early can end a class-changing candidate early too; confirm classes as verifiers do
+    screen_class_seeds: int | None = None
 
 
 class Proposer(Protocol):

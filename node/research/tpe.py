@@ -26,7 +26,11 @@ proposer fixes both ends:
   remaining seeds lift the mean to what the verdict rule needs (the margin
   plus the one-sided 95% t bound) is under STOP_CHANCE; the per-seed noise
   comes from this arena's own multi-seed stages in the journal. Losers mostly
-  stop after one run; the loop's own futility rule stays in force.
+  stop after one run; the loop's own futility rule stays in force. The screen
+  classes a candidate's compute on its first seed (SCREEN_CLASS_SEEDS), not
+  on all, so a move that changes the compute class (a wider model, another
+  batch shape) can stop after one seed too instead of running every seed at
+  the parent's token count first; the confirm stage classes as verifiers do.
 - **Compute.** On `compute` arenas the check trains a candidate that spends
   more compute per token on fewer tokens (verify.compute); its measured gain
   says so, and TPE stops proposing such moves unless they pay at equal
@@ -80,6 +84,7 @@ from verify.stats import t95
 
 NONE = "-"
 STOP_CHANCE = 0.10  # stop a candidate when its chance of passing the verdict rule is below this
+SCREEN_CLASS_SEEDS = 1  # the screen classes a candidate's compute on its first seed (then it can stop)
 INVALID_MARGINS = -5.0  # an invalid candidate counts as a loss of this many margins
 STARTUP_TRIALS = 6  # TPE's random trials before it models (inherited trials count)
 COMBINE_MIN = 0.4  # combine single moves that each gained at least this many margins
@@ -348,7 +353,7 @@ class TpeSearch:
             changes = [{**c, **ref} for c in cand.changes]
             study.sampler = tpe_sampler
             return Candidate(cand.script, cand.summary, changes, cand.topic, cand.mutation,
-                             stop_early=self._stopper(margin_ubpb, sigma))
+                             stop_early=self._stopper(margin_ubpb, sigma), screen_class_seeds=SCREEN_CLASS_SEEDS)
         study.sampler = tpe_sampler
         return None
 

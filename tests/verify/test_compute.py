@@ -14,7 +14,7 @@ from conftest import SEEDS, small_arena
 
 from verify import compute
 from verify.calibrate import with_extra_forwards, with_extra_steps
-from verify.check import run_check
+from verify.check import Hooks, run_check
 from verify.compute import GENESIS, Position, class_for, keeps_class, tokens_at
 
 pytestmark = pytest.mark.timeout(900)
@@ -113,3 +113,43 @@ def test_fast_only_while_classed_is_over_compute(compute_arena, test_launcher):
     sneaky = with_extra_forwards(ref, 3 * WASTE, when=f"feed.budget_tokens > {TOKENS}")
     r = run_check(wasteful, sneaky, arena, SEEDS[:2], threads=2, launcher=test_launcher)
     assert r.verdict == "invalid:over_compute", r.detail
+
+
+def test_classing_on_the_first_seed_lets_a_class_changing_candidate_stop_early(compute_arena, test_launcher):
+    """A contributor's screen (class_seeds=1): the class comes from seed 1, so stop_early can end it there."""
+    arena, ref = compute_arena
+    asked: list[list[int]] = []
+
+    def stop(gains: list[int]) -> str:
+        asked.append(gains)
+        return "the proposer stops it"
+
+    bought = with_extra_steps(ref, 4)
+    r = run_check(ref, bought, arena, SEEDS, threads=2, launcher=test_launcher, class_seeds=1,
+                  hooks=Hooks(stop_early=stop))
+    assert len(r.pairs) == 1 and r.runs == 3  # parent, candidate at the parent's tokens, candidate at its class
+    assert r.position.klass <= -2
+    if r.verdict != "invalid:over_compute":  # (one seed's class may also be lost at its own token count)
+        assert r.verdict == "no_gain" and r.detail == "the proposer stops it", r.detail
+        assert r.pairs[0].candidate.tokens < r.pairs[0].parent.tokens
+        assert asked == [[r.pairs[0].gain_ubpb]]
+    # a verifier's check classes on every seed: the same stop is not asked while the class is open
+    asked.clear()
+    full = run_check(ref, bought, arena, SEEDS[:2], threads=2, launcher=test_launcher,
+                     hooks=Hooks(stop_early=stop))
+    assert asked == [] and len(full.pairs) == 2 and full.verdict != "improves"
+
+
+def test_classing_on_the_first_seed_runs_the_rest_at_the_class(compute_arena, test_launcher):
+    arena, ref = compute_arena
+    wasteful = with_extra_forwards(ref, WASTE)
+    r = run_check(wasteful, ref, arena, SEEDS, threads=2, launcher=test_launcher, class_seeds=1)
+    assert r.position.klass >= 1, r.detail
+    assert len(r.pairs) == len(SEEDS) and all(q.candidate.tokens > q.parent.tokens for q in r.pairs)
+    assert r.runs == 2 * len(SEEDS) + 1  # one rerun only: the first seed's
+    assert r.verdict == "improves", r.detail
+    # a script fast only while classed is still caught, at the first seed's rerun
+    sneaky = with_extra_forwards(ref, 3 * WASTE, when=f"feed.budget_tokens > {TOKENS}")
+    s = run_check(wasteful, sneaky, arena, SEEDS, threads=2, launcher=test_launcher, class_seeds=1)
+    assert s.verdict == "invalid:over_compute", s.detail
+    assert s.runs == 3
