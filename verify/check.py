@@ -130,6 +130,11 @@ class CheckResult:
     pairs: tuple[Pair, ...] = ()  # every seed measured on both scripts, also when the check ended early
     position: Position = GENESIS  # the candidate's compute class and drift (verify.compute)
     parent_class: int = 0  # the class the parent ran at
+    # seconds of the check's wall time in which some run trained: runs side by side count once, for
+    # the longer of the two (the other waits for it), runs one after another each
+    train_path_s: float = 0.0
+    startup_s: float = 0.0  # summed over the runs: worker start to the script imported (RunResult.startup_s)
+    eval_s: float = 0.0  # summed over the runs: the evaluation calls and scoring (RunResult.eval_s)
 
     @property
     def measured(self) -> bool:
@@ -250,6 +255,9 @@ class _Check:
     start: float
     pairs: list[Pair] = field(default_factory=list)
     train_s: float = 0.0
+    train_path_s: float = 0.0
+    startup_s: float = 0.0  # summed over the runs: worker start to the script imported (RunResult.startup_s)
+    eval_s: float = 0.0  # summed over the runs: the evaluation calls and scoring (RunResult.eval_s)
     runs: int = 0
     rels: list[float] = field(default_factory=list)  # rel of each pair run at the parent's tokens
     position: Position = GENESIS
@@ -267,7 +275,7 @@ class _Check:
     def fail(self, verdict: str, detail: str) -> CheckResult:
         return CheckResult(verdict, self.seeds, [], [], [], self._wall_ms(), sorted(set(self.flags)),
                            detail, None, self.train_s, self.runs, tuple(self.pairs), self.position,
-                           self.parent_pos.klass)
+                           self.parent_pos.klass, self.train_path_s, self.startup_s, self.eval_s)
 
     def done(self, d: Decision, summary: str) -> CheckResult:
         floors = [q.floor_ubpb for q in self.pairs if q.floor_ubpb is not None]
@@ -275,7 +283,7 @@ class _Check:
                            [q.candidate_ubpb for q in self.pairs],
                            floors if len(floors) == len(self.seeds) else [], self._wall_ms(),  # type: ignore[misc]
                            sorted(set(self.flags)), summary, d, self.train_s, self.runs, tuple(self.pairs),
-                           self.position, self.parent_pos.klass)
+                           self.position, self.parent_pos.klass, self.train_path_s, self.startup_s, self.eval_s)
 
     # -- runs ------------------------------------------------------------------
     def _abort_if_asked(self) -> None:
@@ -293,6 +301,8 @@ class _Check:
         r = run_script(script, self.config, seed, launcher=self.launcher, threads=threads, progress=cb,
                        tokens=tokens, after_train=after_train, cancel=cancel)
         self.train_s += r.train_s
+        self.startup_s += r.startup_s
+        self.eval_s += r.eval_s
         self.runs += 1
         return r
 
@@ -319,12 +329,14 @@ class _Check:
             self.progress("parent", index, 1, 1)
         if not self.paired or cached is not None:
             c = self._run("candidate", index, candidate, seed, c_tokens, self.threads)
+            self.train_path_s += c.train_s
             self._abort_if_asked()
             if not _measured(c):
                 raise self._candidate_failed(c, seed)
             if cached is not None:
                 return cached, _as_run(c)
             p = self._run("parent", index, parent, seed, p_tokens, self.threads)
+            self.train_path_s += p.train_s
             self._abort_if_asked()
             return self._parent_run(p, ck, seed), _as_run(c)
         each = max(1, self.threads // 2)
@@ -346,6 +358,7 @@ class _Check:
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = {role: pool.submit(job, role, script, tokens) for role, script, tokens in jobs}
             c, p = futures["candidate"].result(), futures["parent"].result()
+        self.train_path_s += max(c.train_s, p.train_s)
         self._abort_if_asked()
         if not _measured(c):
             raise self._candidate_failed(c, seed)
@@ -372,6 +385,7 @@ class _Check:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 results = [pool.submit(job, i, seed) for i, seed in chunk]
                 runs = [f.result() for f in results]
+            self.train_path_s += max(r.train_s for r in runs)
             self._abort_if_asked()
             for (_, seed), r in zip(chunk, runs, strict=True):
                 if not _measured(r):
