@@ -153,9 +153,9 @@ class CpuMeter:
             self.sample()
 
     def sample(self) -> None:
-        from model.harness.cpuclock import _children, tree_cpu_s
+        from model.harness.cpuclock import children, tree_cpu_s
 
-        for pid in _children(os.getpid()):
+        for pid in children(os.getpid()):
             try:
                 born = (Path("/proc") / str(pid) / "stat").read_bytes().rsplit(b")", 1)[1].split()[19].decode()
             except (OSError, IndexError):

@@ -33,7 +33,8 @@ def _stat(pid: int) -> tuple[int, int] | None:
     return ppid, ticks
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The live child pids of `pid` (all its threads'), [] if it is gone."""
     out: list[int] = []
     try:
         tasks = os.listdir(PROC / str(pid) / "task")
@@ -62,7 +63,7 @@ def tree_cpu_s(root: int) -> float:
         if st is None:
             continue
         total += st[1]
-        stack.extend(_children(pid))
+        stack.extend(children(pid))
     return total / TICKS
 
 
