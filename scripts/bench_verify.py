@@ -5,11 +5,14 @@
    verification of it (run_check: sandbox, worker, feed, evaluation probes,
    scorer; parent and candidate on one seed). Reported: median wall time of
    the check, the training time it contains, their difference as a share of
-   the check ("overhead", target <= 5%), and harness training time against
+   the check ("overhead", target <= 5%), the share in which neither run of
+   the side-by-side pair trains (the pair waits for the longer one), the
+   start and evaluation seconds per run, and harness training time against
    bare training time.
 2. False accepts. V neutral perturbations (verify.calibrate) checked against
    the reference on S shared seeds with the arena's margin: the share judged
-   `improves`, and the spread of their paired gains.
+   `improves`, and the spread of their paired gains (`--workers N`: N checks
+   at once once the parent's runs are cached).
 3. Seed grinding. The author picks the variant with the best mean gain on
    those seeds (seeds it chose); a verifier checks it on its own seeds.
 4. Hostile suite. Each script of tests/verify/hostile under the sandbox, one
@@ -37,7 +40,9 @@ import io
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -179,15 +184,27 @@ def compute_fairness(ref: bytes, arena, launcher, seeds: int, waste_checks: int,
     return rows
 
 
-def false_accepts(ref: bytes, arena, launcher, variants: int, seeds: list[int], threads: int):
+def false_accepts(ref: bytes, arena, launcher, variants: int, seeds: list[int], threads: int, workers: int = 1):
+    """Each neutral variant checked against the reference on the same seeds (the parent's runs cached).
+
+    The first check runs alone and fills the cache; the rest run `workers` at a time.
+    """
     cache: dict = {}
-    results = []
-    for name, script in neutral_variants(ref, variants):
+    todo = neutral_variants(ref, variants)
+    lock = threading.Lock()
+
+    def one(item: tuple[str, bytes]):
+        name, script = item
         r = run_check(ref, script, arena, seeds, threads=threads, parent_cache=cache, launcher=launcher)
         gains = [p - c for p, c in zip(r.parent_ubpb, r.candidate_ubpb, strict=True)]
-        results.append((name, script, r.verdict, gains))
         mean = statistics.mean(gains) if gains else float("nan")
-        print(f"  {name:<22} {r.verdict:<10} gains {gains} mean {mean:+.0f}", flush=True)
+        with lock:
+            print(f"  {name:<22} {r.verdict:<10} gains {gains} mean {mean:+.0f}", flush=True)
+        return name, script, r.verdict, gains
+
+    results = [one(todo[0])] if todo else []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results += list(pool.map(one, todo[1:]))
     return results, cache
 
 
@@ -202,6 +219,7 @@ def main() -> int:
                     help="torch threads per run (1: OpenMP spinning on a loaded machine distorts timings)")
     ap.add_argument("--small-eval", action="store_true", help="the test suite's small data/eval settings")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: overhead,neutral,hostile,compute")
+    ap.add_argument("--workers", type=int, default=1, help="neutral checks run at once (each one run at a time)")
     ap.add_argument("--waste-checks", type=int, default=10, help="checks of the waste-removed candidate")
     ap.add_argument("--bought", default="", help="comma list of the section-5 candidates to check, in this order "
                     "(default: all): '1.5x steps,2x steps,4x steps,2x width'")
@@ -227,7 +245,7 @@ def main() -> int:
     if "neutral" not in skip:
         print(f"\n[2] {args.variants} neutral perturbations", flush=True)
         author_seeds = derive_seeds(b"bench-author-seeds", args.seeds)
-        results, _ = false_accepts(ref, arena, launcher, args.variants, author_seeds, args.threads)
+        results, _ = false_accepts(ref, arena, launcher, args.variants, author_seeds, args.threads, args.workers)
         measured = [r for r in results if r[3]]
         means = [statistics.mean(g) for *_, g in measured]
         accepted = sum(1 for r in results if r[2] == "improves")
