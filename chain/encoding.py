@@ -133,11 +133,11 @@ def seq(item: Check, max_items: int, sorted_unique: bool = False) -> Check:
     return check
 
 
-def pairs(max_items: int, max_len: int = 200) -> Check:
-    """A sorted list of unique [key, value] string pairs (free-form settings, canonically ordered)."""
-    key_check, val_check = text(64, r"[a-z0-9_.\-]+"), text(max_len)
+def sorted_pairs(max_items: int, key_check: Check, value_check: Check, what: str, unsorted: str) -> Check:
+    """A list of at most max_items [key, value] pairs, strictly sorted by key; `what` names a pair,
+    `unsorted` says what is wrong when the keys are out of order or repeated."""
 
-    def check(type_name: str, field: str, value: Any) -> tuple[tuple[str, str], ...]:
+    def check(type_name: str, field: str, value: Any) -> tuple[tuple[Any, Any], ...]:
         if type(value) not in (list, tuple):
             raise FieldTypeError(type_name, field, "array", value)
         if len(value) > max_items:
@@ -145,16 +145,20 @@ def pairs(max_items: int, max_len: int = 200) -> Check:
         out = []
         for i, pair in enumerate(value):
             if type(pair) not in (list, tuple) or len(pair) != 2:
-                raise FieldTypeError(type_name, f"{field}[{i}]", "[key, value] pair", pair)
-            out.append(
-                (key_check(type_name, f"{field}[{i}]", pair[0]), val_check(type_name, f"{field}[{i}]", pair[1]))
-            )
-        keys = [k for k, _ in out]
-        if keys != sorted(set(keys)):
-            raise FieldValueError(type_name, field, "keys must be sorted and unique")
+                raise FieldTypeError(type_name, f"{field}[{i}]", what, pair)
+            out.append((key_check(type_name, f"{field}[{i}]", pair[0]),
+                        value_check(type_name, f"{field}[{i}]", pair[1])))
+        if any(a[0] >= b[0] for a, b in zip(out, out[1:], strict=False)):
+            raise FieldValueError(type_name, field, unsorted)
         return tuple(out)
 
     return check
+
+
+def pairs(max_items: int, max_len: int = 200) -> Check:
+    """A sorted list of unique [key, value] string pairs (free-form settings, canonically ordered)."""
+    return sorted_pairs(max_items, text(64, r"[a-z0-9_.\-]+"), text(max_len), "[key, value] pair",
+                        "keys must be sorted and unique")
 
 
 def to_wire(value: Any) -> Any:

@@ -24,18 +24,17 @@ from chain.encoding import (
     pairs,
     raw,
     seq,
+    sorted_pairs,
     text,
     unpack_array,
 )
 from chain.errors import (
     ArityError,
     BadSignatureError,
-    FieldTypeError,
     FieldValueError,
     IdMismatchError,
     MalformedError,
     NonCanonicalError,
-    OversizeError,
     TrailingBytesError,
     UnknownTypeError,
     VersionError,
@@ -394,22 +393,7 @@ class Profile(ChainObject):
 
 def _signer_pairs(max_items: int) -> Any:
     """[[public key, signature], ...] sorted by key, keys unique: a multi-signature, canonically ordered."""
-
-    def check(type_name: str, field: str, value: Any) -> tuple[tuple[bytes, bytes], ...]:
-        if type(value) not in (list, tuple):
-            raise FieldTypeError(type_name, field, "array", value)
-        if len(value) > max_items:
-            raise OversizeError(f"{type_name}.{field}", max_items, len(value))
-        out = []
-        for i, pair in enumerate(value):
-            if type(pair) not in (list, tuple) or len(pair) != 2:
-                raise FieldTypeError(type_name, f"{field}[{i}]", "[key, signature] pair", pair)
-            out.append((_id32(type_name, f"{field}[{i}]", pair[0]), _sig(type_name, f"{field}[{i}]", pair[1])))
-        if any(a[0] >= b[0] for a, b in zip(out, out[1:], strict=False)):
-            raise FieldValueError(type_name, field, "signers must be sorted by key and unique")
-        return tuple(out)
-
-    return check
+    return sorted_pairs(max_items, _id32, _sig, "[key, signature] pair", "signers must be sorted by key and unique")
 
 
 class Amendment(ChainObject):
