@@ -55,6 +55,9 @@ def test_the_verifiers_page_and_api_show_statuses_and_amendments(tmp_path: Path)
                 assert r.status == 200
                 page = await r.text()
             assert "Amendments" in page and "lost laptop" in page and "volunteer" in page
+            title = page[page.index("<title>"):page.index("</title>")]
+            assert "<" not in title[len("<title>"):] and title.startswith("<title>Verifiers")
+            assert page.count('id="amendments"') == 1 and page.count("lost laptop") == 1
 
     run(main())
 
