@@ -15,65 +15,20 @@ median training tokens/s of each and their ratio, the harness's fixed cost
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.util
-import io
 import statistics
 import sys
-import tempfile
-import time
 from dataclasses import replace
-from pathlib import Path
-
-import numpy as np
-import torch
 
 from chain.keys import SigningKey
 from model.arenas import build_arena, harness_config, reference_script
 from model.harness import DirectLauncher, HarnessConfig, run_script
-from model.sources import draw, rng
-
-
-class BareFeed:
-    """The harness feed's interface, in process: no pipes, no worker, same batches."""
-
-    def __init__(self, config: HarnessConfig, seed: int) -> None:
-        data = draw(config, seed)
-        self.train = data.train
-        self.g = np.random.Generator(np.random.PCG64(int.from_bytes(rng.subkey(data.key, "batches"), "little")))
-        self.vocab_size, self.device, self.eval_seq_len = 256, "cpu", config.eval_seq_len
-        self.budget_kind, self.budget_value = "tokens", config.budget_value
-        self.budget_tokens = config.budget_value
-        self.tokens_seen = 0
-
-    def progress(self) -> float:
-        return min(1.0, self.tokens_seen / self.budget_value)
-
-    def batch(self, b: int, t: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if self.tokens_seen + b * t > self.budget_value:
-            return None
-        off = self.g.integers(0, len(self.train) - t - 1, size=b)
-        rows = torch.from_numpy(self.train[off[:, None] + np.arange(t + 1)]).long()
-        self.tokens_seen += b * t
-        return rows[:, :-1], rows[:, 1:]
+from model.harness.bare import BareFeed, bare_train
 
 
 def bare_run(source: bytes, config: HarnessConfig, seed: int, threads: int) -> float:
     """Training tokens/s of the script's train() in this process."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "train.py"
-        path.write_bytes(source)
-        spec = importlib.util.spec_from_file_location("bench_train", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    feed = BareFeed(config, seed)
-    with contextlib.redirect_stdout(io.StringIO()):  # the script's summary lines
-        t = time.perf_counter()
-        module.train(feed)
-        elapsed = time.perf_counter() - t
+    feed = BareFeed.for_config(config, seed)
+    elapsed = bare_train(source, feed, threads)[1]
     return feed.tokens_seen / elapsed
 
 

@@ -64,8 +64,9 @@ import torch
 from chain.keys import SigningKey
 from model.arenas import build_arena, harness_config
 from model.harness import DirectLauncher, HarnessConfig, run_script
+from model.harness.bare import BareFeed
 from model.harness.evaluate import SLUGS, CallSpec, Scorer, draw_futures, inputs, schedule
-from model.sources import Data, draw, rng
+from model.sources import Data, draw
 
 SCRIPT = Path(__file__).resolve().parent.parent / "tests" / "verify" / "hostile" / "lookahead.py"
 MODES = ("first", "middle", "hashed", "trainer", "plausible", "ahead2", "sparse")
@@ -78,28 +79,6 @@ def _sparse(self, x):  # position 0 of the rows whose first byte is a multiple o
 
 Lookahead.chosen = _sparse
 '''
-
-
-class Feed:
-    """The feed's interface in this process, with the harness's batch order."""
-
-    def __init__(self, data: Data, budget: int, seq_len: int) -> None:
-        self.train = data.train
-        self.g = np.random.Generator(np.random.PCG64(int.from_bytes(rng.subkey(data.key, "batches"), "little")))
-        self.vocab_size, self.device, self.eval_seq_len = 256, "cpu", seq_len
-        self.budget_kind, self.budget_value, self.budget_tokens = "tokens", budget, budget
-        self.tokens_seen = 0
-
-    def progress(self) -> float:
-        return min(1.0, self.tokens_seen / self.budget_value)
-
-    def batch(self, b: int, t: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if self.tokens_seen + b * t > self.budget_value:
-            return None
-        off = self.g.integers(0, len(self.train) - t - 1, size=b)
-        rows = torch.from_numpy(self.train[off[:, None] + np.arange(t + 1)]).long()
-        self.tokens_seen += b * t
-        return rows[:, :-1], rows[:, 1:]
 
 
 def script_text(mode: str) -> str:
@@ -173,7 +152,7 @@ def one_seed(config: HarnessConfig, seed: int, budget: int, modes: tuple[str, ..
         module = load(mode)
         torch.manual_seed(0)
         with contextlib.redirect_stdout(io.StringIO()):
-            model = module.train(Feed(data, budget, T))
+            model = module.train(BareFeed(data, budget, T))
         model.eval()
         scorer = Scorer.for_probes(data.val, T, config.tolerance, probes)
         model.peek = False

@@ -34,24 +34,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.util
-import io
 import statistics
 import sys
-import tempfile
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import numpy as np
-import torch
 
 from chain.keys import SigningKey
 from chain.seeds import derive_seeds
 from model.arenas import build_arena, harness_config, reference_script
-from model.sources import draw, rng
+from model.harness.bare import BareFeed, bare_train
 from verify.calibrate import bought_compute, neutral_variants, with_extra_forwards
 from verify.check import run_check
 from verify.sandbox import BubblewrapLauncher, Limits
@@ -73,46 +65,8 @@ SMALL_EVAL = {"train_bytes": "131072", "words": "128", "topics": "3", "eval_seq_
               "eval_batch": "16", "eval_rows": "80", "probe_cuts": "1"}
 
 
-class BareFeed:
-    """The feed's interface in this process: same data and batch order, no pipes, no worker."""
-
-    def __init__(self, config, seed: int) -> None:
-        data = draw(config, seed)
-        self.train = data.train
-        key = int.from_bytes(rng.subkey(data.key, "batches"), "little")
-        self.g = np.random.Generator(np.random.PCG64(key))
-        self.vocab_size, self.device, self.eval_seq_len = 256, "cpu", config.eval_seq_len
-        self.budget_kind, self.budget_value, self.budget_tokens = "tokens", config.budget_value, config.budget_value
-        self.tokens_seen = 0
-
-    def progress(self) -> float:
-        return min(1.0, self.tokens_seen / self.budget_value)
-
-    def batch(self, b: int, t: int):
-        if self.tokens_seen + b * t > self.budget_value:
-            return None
-        off = self.g.integers(0, len(self.train) - t - 1, size=b)
-        rows = torch.from_numpy(self.train[off[:, None] + np.arange(t + 1)]).long()
-        self.tokens_seen += b * t
-        return rows[:, :-1], rows[:, 1:]
-
-
 def bare_train_s(script: bytes, config, seed: int, threads: int) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "train.py"
-        path.write_bytes(script)
-        spec = importlib.util.spec_from_file_location("bench_verify_train", path)
-        if spec is None or spec.loader is None:
-            raise RuntimeError("cannot load the reference script")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    feed = BareFeed(config, seed)
-    with contextlib.redirect_stdout(io.StringIO()):
-        t = time.perf_counter()
-        module.train(feed)
-        return time.perf_counter() - t
+    return bare_train(script, BareFeed.for_config(config, seed), threads)[1]
 
 
 def table(title: str, rows: list[tuple[str, str]]) -> None:
