@@ -15,7 +15,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,23 @@ WORKER_FAILS = {"syntax_error", "import_error", "missing_train", "script_error",
 CHEATS = {"peeks_future", "batch_mixing", "stateful_eval"}
 DIVERGED_BPB = 8.0  # worse than guessing uniformly among 256 bytes
 DETAIL_CHARS = 3000
+DRAWN_KEPT = 4  # generated datasets kept for the next runs of the same seed (a pair, a rerun)
+_drawn: OrderedDict[tuple[HarnessConfig, int], Data] = OrderedDict()
+_draw_lock = threading.Lock()
+
+
+def drawn(config: HarnessConfig, seed: int, key: bytes) -> Data:
+    """The generated data of `seed`, made once for the runs that need it (the parent and candidate of
+    a paired check draw the same seed side by side; the second waits for the first's). The runs only
+    read it: rows are copied out, probe futures drawn with each run's own generator."""
+    with _draw_lock:
+        hit = _drawn.get((config, seed))
+        if hit is None:
+            hit = _drawn[(config, seed)] = draw(config, seed, key)
+            while len(_drawn) > DRAWN_KEPT:
+                _drawn.popitem(last=False)
+        _drawn.move_to_end((config, seed))
+        return hit
 
 
 @dataclass(frozen=True)
@@ -121,7 +140,7 @@ def run_script(script: bytes, config: HarnessConfig, seed: int, *, launcher: Lau
 
     def data() -> Data:
         # Generated while the worker imports torch: the two overlap on separate cores.
-        return ready if ready is not None else draw(config, seed, key)
+        return ready if ready is not None else drawn(config, seed, key)
 
     with tempfile.TemporaryDirectory(prefix="ratchet-run-") as tmp:
         run = _Run(config, key, data, launcher or DirectLauncher(), threads, progress, start,
