@@ -328,7 +328,8 @@ def journal_markdown(r: dict[str, Any]) -> str:
              "| # | change | stages: per-seed paired gains (ubpb) | outcome |", "|---|---|---|---|"]
     for e in r["journal"]:
         stages = "; ".join(f"{s['name']} {s['gains']}" for s in e["stages"]) or "-"
-        lines.append(f"| {e['seq']} | {e['summary']} | {stages} | {e['decision']}: {e['reason']} |")
+        outcome = f"{e['decision']}: {e['reason']}" if e["decision"] else "unfinished at the deadline"
+        lines.append(f"| {e['seq']} | {e['summary']} | {stages} | {outcome} |")
     return "\n".join(lines) + "\n"
 
 
