@@ -305,10 +305,14 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
                 per_rep.append(f"{a[0] / b[0]:.2f}x")
         print(f"{arm} vs random, verified gain per CPU-hour: {ratio} (median of each arm; per repeat: "
               f"{', '.join(per_rep) or 'n/a'})")
+    def pooled(arm: str) -> tuple[float, float]:
+        """(verified bpb, research CPU-hours) summed over the repeats."""
+        return sum(of(arm, lambda r: r["gain_ubpb"])) / 1e6, sum(of(arm, lambda r: r["cpu_s"])) / 3600
+
+    rnd_gain, rnd_hours = pooled("random")
+    rnd = rnd_gain / max(rnd_hours, 1e-9)
     for arm in ARMS:  # with 0-2 commits a repeat the medians are coarse; all repeats together as well
-        gain, hours = sum(of(arm, lambda r: r["gain_ubpb"])) / 1e6, sum(of(arm, lambda r: r["cpu_s"])) / 3600
-        rnd = sum(of("random", lambda r: r["gain_ubpb"])) / 1e6 / max(sum(of("random", lambda r: r["cpu_s"])) / 3600,
-                                                                      1e-9)
+        gain, hours = pooled(arm)
         mine = gain / max(hours, 1e-9)
         vs = "" if arm == "random" else (f", {mine / rnd:.2f}x random's" if rnd > 0 else ", random gained nothing")
         print(f"{arm}, all repeats pooled: {gain:+.4f} bpb in {hours:.3f} CPU-hours = {mine:+.3f} bpb per "
