@@ -72,7 +72,10 @@ def summary(rows: list[dict[str, float]]) -> dict[str, float]:
     rels = [r["rel"] for r in rows]
     cpu = [r["parent_cpu_s"] for r in rows] + [r["candidate_cpu_s"] for r in rows]
     flips = sum(1 for x in rels if math.floor(x + compute.SLACK) != 0)
+    allowance = compute.noise(statistics.median(r["parent_cpu_s"] for r in rows))
+    moved = sum(1 for x in rels if compute.class_for(compute.GENESIS, x, allowance=allowance) != 0)
     return {"pairs": len(rows), "rel_median": statistics.median(rels), "rel_sd": statistics.pstdev(rels),
+            "noise": allowance, "class_moves": moved,
             "rel_max_abs": max(abs(x) for x in rels), "ratio_max": compute.STEP ** max(abs(x) for x in rels),
             "cpu_median_s": statistics.median(cpu), "class_flips": flips,
             "bitwise_equal": sum(r["same_bpb"] for r in rows)}
@@ -109,11 +112,14 @@ def main(tokens: int, pairs: int, load: int, as_json: bool) -> None:
     print(f"identical tiny scripts, {tokens:,} tokens, paired concurrently, 1 thread each; "
           f"STEP {compute.STEP}, SLACK {compute.SLACK} (class flips once |rel| crosses it)")
     print(f"{'phase':<8}{'pairs':>6}{'rel median':>12}{'rel sd':>9}{'max |rel|':>11}{'max ratio':>11}"
-          f"{'CPU s/run':>11}{'flips':>7}{'bitwise':>9}")
+          f"{'CPU s/run':>11}{'flips':>7}{'noise':>7}{'moves':>7}{'bitwise':>9}")
     for name in ("idle", "loaded"):
         s = res[name]
         print(f"{name:<8}{s['pairs']:>6}{s['rel_median']:>12.3f}{s['rel_sd']:>9.3f}{s['rel_max_abs']:>11.3f}"
-              f"{s['ratio_max']:>11.3f}{s['cpu_median_s']:>11.2f}{s['class_flips']:>7}{int(s['bitwise_equal']):>9}")
+              f"{s['ratio_max']:>11.3f}{s['cpu_median_s']:>11.2f}{s['class_flips']:>7}{s['noise']:>7.3f}"
+              f"{s['class_moves']:>7}{int(s['bitwise_equal']):>9}")
+    print("flips: pairs whose rel alone crosses SLACK; noise: the rule's allowance at the parent's CPU per run "
+          "(verify.compute.noise); moves: pairs the rule, allowance included, puts in another class")
     print(f"loaded / idle CPU per run: {res['load_cpu_ratio']:.3f}x (load: {load} busy processes)")
     for name in ("idle", "loaded"):
         v = res[f"{name}_verdicts"]

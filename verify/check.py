@@ -327,8 +327,10 @@ class _Check:
         self._abort_if_asked()
         if cached is not None and self.progress:
             self.progress("parent", index, 1, 1)
+        each = max(1, self.threads // 2)
         if not self.paired or cached is not None:
-            c = self._run("candidate", index, candidate, seed, c_tokens, self.threads)
+            # A cached parent of a compute arena ran paired, `each` threads: the candidate gets as many.
+            c = self._run("candidate", index, candidate, seed, c_tokens, each if self.paired else self.threads)
             self.train_path_s += c.train_s
             self._abort_if_asked()
             if not _measured(c):
@@ -339,7 +341,6 @@ class _Check:
             self.train_path_s += p.train_s
             self._abort_if_asked()
             return self._parent_run(p, ck, seed), _as_run(c)
-        each = max(1, self.threads // 2)
         meet = _Rendezvous(self.config.wall_cap_s + self.config.startup_timeout_s)
         stop = threading.Event()
 
@@ -399,7 +400,7 @@ class _Check:
         Returns the candidate's token count for the seeds still to run, None if it keeps the parent's.
         """
         rel = _median(self.rels)
-        klass = compute.class_for(self.parent_pos, rel)
+        klass = compute.class_for(self.parent_pos, rel, allowance=self._noise())
         if klass < compute.K_MIN:
             raise _Verdict(self.fail("invalid:over_compute", compute.over_detail(rel)))
         self.position = compute.position_after(self.parent_pos, klass, self.rels)
@@ -412,8 +413,12 @@ class _Check:
         self.pairs = [Pair(q.seed, q.parent, c) for q, c in zip(self.pairs, reruns, strict=True)]
         return tokens
 
+    def _noise(self) -> float:
+        """The rel this check's measurements cannot resolve, from the parent's CPU time per run."""
+        return compute.noise(max(_median([q.parent.cpu_ms / 1000 for q in self.pairs]), 0.001))
+
     def _keeps_class(self) -> None:
-        if not compute.keeps_class(self.parent_pos, self.position.klass, _median(self.at_class)):
+        if not compute.keeps_class(self.parent_pos, self.position.klass, _median(self.at_class), self._noise()):
             raise _Verdict(self.fail(
                 "invalid:over_compute",
                 f"classed {self.position.klass:+d} (parent {self.parent_pos.klass:+d}) at the parent's token "
@@ -437,8 +442,8 @@ class _Check:
                 if not classed and i + 1 == n_class:
                     classed = True
                     c_tokens = self._compute_class(candidate) or p_tokens
-                staying = classed or compute.class_for(self.parent_pos, _median(self.rels)) == \
-                    self.parent_pos.klass
+                staying = classed or compute.class_for(self.parent_pos, _median(self.rels),
+                                                       allowance=self._noise()) == self.parent_pos.klass
                 if i + 1 < len(self.seeds) and staying:  # gains at the parent's tokens say something
                     why = self.hooks.stop_early([q.gain_ubpb for q in self.pairs])
                     if why:
@@ -453,7 +458,8 @@ class _Check:
                    f"{d.lower_bound:+.0f}) against a margin of {self.arena.margin_ubpb} ubpb over {d.n} seeds")
         if self.paired:
             summary += (f"; compute class {self.position.klass:+d} (parent {self.parent_pos.klass:+d}), "
-                        f"candidate/parent CPU per token {compute.STEP ** -_median(self.rels):.3f} (median)")
+                        f"candidate/parent CPU per token {compute.STEP ** -_median(self.rels):.3f} (median; "
+                        f"differences within {compute.STEP ** self._noise():.3f}x are the measurement's noise)")
         return self.done(d, summary)
 
 

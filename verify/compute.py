@@ -29,6 +29,19 @@ the verdict is invalid:over_compute (a script fast only while it is being
 classed). Below K_MIN (over 1.5**7 = 17x its parent's CPU time per token)
 the verdict is invalid:over_compute too.
 
+Short runs measure their rate with an absolute jitter besides the relative
+noise SLACK covers: identical scripts paired at 20,000 tokens (2.0 CPU s a
+run) spread by rel sd 0.16, at 60,000 tokens (2.8 s) by 0.09, each about
+0.1 CPU s of jitter (scripts/bench_compute.py, BENCHMARKS.md). So every rel
+is first shrunk toward 0 by NOISE = log(1 + NOISE_CPU_S / parent CPU s) /
+log(STEP), the parent's median CPU time per run at its class (the trusted
+side: a candidate cannot widen it): a class moves only on a difference
+the measurement resolves. NOISE_CPU_S is three times that jitter: 0.35 class
+for a 2 s run, 0.009 at the shipped 4M-token budget (85 s). Without it, a
+one-seed check of a script against itself at 20,000 tokens moved a class
+once in 12 pairs idle, five times under load, and trained the two on
+different token counts.
+
 The allowance comes from the noise (scripts/bench_compute.py, BENCHMARKS.md):
 identical scripts paired at 1M tokens measured CPU ratios within 1.03x
 (1.05x with extra load), medians closer still, so STEP = 1.5 and SLACK =
@@ -54,6 +67,7 @@ STEP = 1.5
 SLACK = 0.25
 SLACK_DRIFT = 0.5
 RECHECK = 0.15
+NOISE_CPU_S = 0.3
 K_MIN, K_MAX = -7, 5
 MILLI = 1000  # positions (x) travel in the chain as integers, in thousandths of a class
 
@@ -86,16 +100,31 @@ def relative(parent_cpu_s: float, parent_tokens: int, candidate_cpu_s: float, ca
     return math.log(rp / rc) / math.log(STEP)
 
 
-def class_for(parent: Position, rel: float, extra: float = 0.0) -> int:
-    """The candidate's class given its measured rel (see the module doc); not clamped below."""
-    own = parent.klass + math.floor(rel + SLACK + extra)
-    drift = math.floor(parent.x + rel + SLACK_DRIFT + extra)
+def noise(parent_cpu_s: float) -> float:
+    """The rel a measurement cannot resolve when the parent's runs take `parent_cpu_s` (module doc)."""
+    if parent_cpu_s <= 0:
+        raise ValueError("the parent's CPU time must be positive")
+    return math.log1p(NOISE_CPU_S / parent_cpu_s) / math.log(STEP)
+
+
+def _shrunk(rel: float, allowance: float) -> float:
+    """`rel` moved toward 0 by `allowance` (0 within it)."""
+    return math.copysign(max(0.0, abs(rel) - allowance), rel)
+
+
+def class_for(parent: Position, rel: float, extra: float = 0.0, allowance: float = 0.0) -> int:
+    """The candidate's class given its measured rel (see the module doc); not clamped below.
+
+    `allowance` (noise(), in classes) is the part of rel the measurement cannot resolve.
+    """
+    own = parent.klass + math.floor(_shrunk(rel, allowance) + SLACK + extra)
+    drift = math.floor(_shrunk(parent.x + rel, allowance) + SLACK_DRIFT + extra)
     return min(own, drift, K_MAX)
 
 
-def keeps_class(parent: Position, klass: int, rel: float) -> bool:
-    """Whether a later measurement `rel` still earns `klass`, with RECHECK more slack."""
-    return class_for(parent, rel, RECHECK) >= klass
+def keeps_class(parent: Position, klass: int, rel: float, allowance: float = 0.0) -> bool:
+    """Whether a later measurement `rel` still earns `klass`, with RECHECK (and the noise) more slack."""
+    return class_for(parent, rel, RECHECK + allowance) >= klass
 
 
 def position_after(parent: Position, klass: int, rels: list[float]) -> Position:

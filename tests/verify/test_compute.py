@@ -42,6 +42,28 @@ def test_bought_compute_never_buys_more_than_the_slack():
         assert spent <= compute.STEP ** compute.SLACK + 1e-6, (ratio, k, spent)
 
 
+def test_short_runs_move_a_class_only_on_a_difference_above_their_noise():
+    """At 2 CPU s a run (20,000 tokens) 1.2x either way is jitter; at the 4M-token budget it is not."""
+    short, full = compute.noise(2.0), compute.noise(85.0)
+    assert 0.3 < short < 0.4 and full < 0.01
+    assert class_for(GENESIS, rel_of(1.2)) == -1 and class_for(GENESIS, rel_of(1.2), allowance=short) == 0
+    assert class_for(GENESIS, rel_of(1 / 1.4)) == 1 and class_for(GENESIS, rel_of(1 / 1.4), allowance=short) == 0
+    assert class_for(GENESIS, rel_of(1.2), allowance=full) == -1
+    # what the noise cannot hide: 2x and 4x the compute still lose classes, a 2x speedup still gains one
+    assert class_for(GENESIS, rel_of(2.0), allowance=short) == -2
+    assert class_for(GENESIS, rel_of(4.0), allowance=short) <= -3
+    for i in range(1, 400):  # what is bought is bounded by the slack plus the noise
+        ratio = 1 + i / 50
+        spent = ratio * tokens_at(20_000, class_for(GENESIS, rel_of(ratio), allowance=short)) / 20_000
+        assert spent <= compute.STEP ** (compute.SLACK + short) + 1e-3, (ratio, spent)
+    assert class_for(GENESIS, rel_of(0.5), allowance=short) == 1
+    # the drift rule shrinks the chain's total, so creeping still counts once it is resolved
+    crept = Position(0, -900)
+    assert class_for(crept, rel_of(1.05), allowance=short) == -1
+    with pytest.raises(ValueError):
+        compute.noise(0.0)
+
+
 def test_small_slowdowns_cannot_creep_along_the_chain():
     """Each commit 1.08x slower than its parent stays within SLACK, but the drift drops the class soon."""
     pos = GENESIS
