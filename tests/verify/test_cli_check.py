@@ -29,7 +29,7 @@ def test_check_prints_verdict_and_seed_table(tmp_path):
     assert "tiny reference" in r.output
     rows = [line.split() for line in r.output.splitlines() if line.split()[:1] in (["5"], ["6"], ["7"])]
     assert len(rows) == 3, r.output
-    for seed, parent, candidate, gain, floor, tokens, cpu in rows:
+    for _seed, parent, candidate, gain, floor, tokens, cpu in rows:
         assert parent == candidate and gain == "0.000000"  # identical training: zero gain
         assert float(floor) < float(candidate)
         p_tokens, c_tokens = tokens.split("/")
