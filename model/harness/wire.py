@@ -5,7 +5,8 @@ length) and the payload. Payloads are raw little-endian numbers, never
 pickles: the parent parses what the worker sends with fixed struct formats
 and checked lengths, so a hostile script can at worst make its own run fail.
 
-Parent -> worker: CONF (JSON settings), BTCH (uint8 tokens, B x (T+1)),
+Parent -> worker: CONF (JSON settings), GOGO (to the trainer, after HELO:
+the parent's CPU clock is started, import the script), BTCH (uint8 tokens, B x (T+1)),
 STOP (the feed is closed), EVAL (<II B, L> + uint8 tokens B x L), DONE,
 MODB (to a fresh evaluation worker: the model bytes the training worker sent).
 Worker -> parent: HELO (torch imported, before the script is
@@ -30,6 +31,7 @@ SHAPE3 = struct.Struct("<III")
 COUNT = struct.Struct("<Q")
 
 CONF, BTCH, STOP, EVAL, DONE, MODB = b"CONF", b"BTCH", b"STOP", b"EVAL", b"DONE", b"MODB"
+GOGO = b"GOGO"
 HELO, REDY, NEXT, MODL, LOGT, FAIL = b"HELO", b"REDY", b"NEXT", b"MODL", b"LOGT", b"FAIL"
 
 MAX_FAIL_BYTES = 16 * 1024

@@ -173,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         # Nothing of the script runs here before the trained model arrives: the fresh evaluator's
         # CPU time is not charged to the script's compute, so it must stay idle while others train.
         return serve_probes(cmd, resp, args.script, conf, torch)
+    # Nothing of the script runs until the parent has read the CPU clock's base: its
+    # import-time work is charged, however late a loaded parent reads the clock.
+    tag, _ = wire.recv(cmd)
+    if tag != wire.GOGO:
+        return 2
     try:
         source = open(args.script, "rb").read()
         compile(source, "train.py", "exec")

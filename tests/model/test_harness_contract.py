@@ -130,3 +130,12 @@ def test_reference_tiny_is_bitwise_reproducible() -> None:
     a = run_script(reference_script("tiny"), cfg, 9, launcher=DirectLauncher(), threads=1)
     b = run_script(reference_script("tiny"), cfg, 9, launcher=DirectLauncher(), threads=1)
     assert a.ok and b.ok and a.val_bpb == b.val_bpb and a.tokens == b.tokens
+
+
+def test_the_scripts_import_time_work_is_charged_to_its_compute() -> None:
+    """The clock's base is read before the script is imported (the worker waits for GOGO)."""
+    burner = "import time\n_t = time.process_time()\nwhile time.process_time() - _t < 0.6:\n    pass\n"
+    plain = run(BIGRAM)
+    burnt = run(burner + BIGRAM)
+    assert plain.ok and burnt.ok, (plain.detail, burnt.detail)
+    assert burnt.cpu_s >= plain.cpu_s + 0.5, (plain.cpu_s, burnt.cpu_s)
