@@ -153,8 +153,9 @@ def false_accepts(ref: bytes, arena, launcher, variants: int, seeds: list[int], 
         gains = [p - c for p, c in zip(r.parent_ubpb, r.candidate_ubpb, strict=True)]
         mean = statistics.mean(gains) if gains else float("nan")
         with lock:
-            print(f"  {name:<22} {r.verdict:<10} gains {gains} mean {mean:+.0f}", flush=True)
-        return name, script, r.verdict, gains
+            print(f"  {name:<22} {r.verdict:<10} class {r.position.klass:+d} gains {gains} mean {mean:+.0f}",
+                  flush=True)
+        return name, script, r.verdict, gains, r.position.klass
 
     results = [one(todo[0])] if todo else []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -201,13 +202,15 @@ def main() -> int:
         author_seeds = derive_seeds(b"bench-author-seeds", args.seeds)
         results, _ = false_accepts(ref, arena, launcher, args.variants, author_seeds, args.threads, args.workers)
         measured = [r for r in results if r[3]]
-        means = [statistics.mean(g) for *_, g in measured]
+        at_class = [r for r in measured if r[4] == 0]  # trained on the parent's tokens (class +0)
+        means = [statistics.mean(r[3]) for r in at_class]
         accepted = sum(1 for r in results if r[2] == "improves")
-        all_gains = [g for *_, gs in measured for g in gs]
+        all_gains = [g for r in at_class for g in r[3]]
         table("false accepts (neutral perturbations, paired on shared seeds)", [
             ("variants checked", str(len(results))),
             ("judged improves", f"{accepted} ({accepted / max(len(results), 1):.0%})"),
-            ("paired gain per seed: sd", f"{statistics.pstdev(all_gains):.0f} ubpb" if all_gains else "-"),
+            ("classed off the parent's class (timing, not training)", str(len(measured) - len(at_class))),
+            ("paired gain per seed at the parent's class: sd", f"{statistics.pstdev(all_gains):.0f} ubpb" if all_gains else "-"),
             ("mean gain: median / max", f"{statistics.median(means):+.0f} / {max(means):+.0f} ubpb" if means else "-"),
             ("margin", f"{arena.margin_ubpb} ubpb"),
         ])
