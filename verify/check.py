@@ -18,7 +18,12 @@ A candidate that fails or cheats on any seed ends the check at once with
 When every seed is measured, verify.stats.decide gives `improves` or
 `no_gain`. A parent result is reused only from `parent_cache`, keyed by
 (parent script digest, arena id, seed, tokens); a failed parent run is never
-cached.
+cached. On a `compute` arena the candidate of a cached parent then trains
+alone, on the thread count the parent's paired run had: its CPU time is
+compared with a run measured under other load (a contributor's prediction
+and the benchmarks do this; verifiers pass no cache), so load on the machine
+can move its class. bench_verify's neutral checks at 4M tokens saw two
+candidates classed -1 while a test suite shared the cores.
 
 `Hooks` let a caller stop a check early without changing what is measured:
 `should_abort` (asked before and after every run; a reason raises
