@@ -22,8 +22,8 @@ cached. On a `compute` arena the candidate of a cached parent then trains
 alone, on the thread count the parent's paired run had: its CPU time is
 compared with a run measured under other load (a contributor's prediction
 and the benchmarks do this; verifiers pass no cache), so load on the machine
-can move its class. bench_verify's neutral checks at 4M tokens saw two
-candidates classed -1 while a test suite shared the cores.
+can move its class. bench_verify's neutral checks at 4M tokens saw 8 of 23
+candidates classed -1 that way (BENCHMARKS.md).
 
 `Hooks` let a caller stop a check early without changing what is measured:
 `should_abort` (asked before and after every run; a reason raises

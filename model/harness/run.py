@@ -312,19 +312,17 @@ class _Run:
         self._await_helo(w, deadline)
         self.clock = TreeClock(w.proc.pid)
         self.clock.start()
-        self._send_go(w, deadline)
+        self._start_send(w, wire.GOGO, b"", deadline)
         # The script's wall-clock cap starts now: a slow interpreter start is not its fault.
         self.deadline = time.monotonic() + self.c.wall_cap_s
 
-    def _send_go(self, w: _Worker, deadline: float) -> None:
-        try:
-            wire.send_by(w.cmd, wire.GOGO, b"", deadline)
-        except (wire.PeerClosed, wire.Deadline) as e:
-            raise WorkerStartError(e.what, _tail(w.log_path)) from e
-
     def _configure(self, w: _Worker, deadline: float) -> None:
+        self._start_send(w, wire.CONF, self._conf(), deadline)
+
+    def _start_send(self, w: _Worker, tag: bytes, payload: bytes, deadline: float) -> None:
+        """A frame sent before the script runs: a worker gone then is the environment's fault."""
         try:
-            wire.send_by(w.cmd, wire.CONF, self._conf(), deadline)
+            wire.send_by(w.cmd, tag, payload, deadline)
         except (wire.PeerClosed, wire.Deadline) as e:
             raise WorkerStartError(e.what, _tail(w.log_path)) from e
 
