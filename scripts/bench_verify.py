@@ -12,7 +12,11 @@
 2. False accepts. V neutral perturbations (verify.calibrate) checked against
    the reference on S shared seeds with the arena's margin: the share judged
    `improves`, and the spread of their paired gains (`--workers N`: N checks
-   at once once the parent's runs are cached).
+   at once once the parent's runs are cached). On a `compute` arena the
+   class comes from the first `--class-seeds` seeds (default 1), run paired
+   afresh; the rest reuse the parent's cached score (the training is the
+   same bitwise). One seed classes more noisily than a verifier's median of
+   all (`--class-seeds 0`, twice the CPU), so class flips are overcounted.
 3. Seed grinding. The author picks the variant with the best mean gain on
    those seeds (seeds it chose); a verifier checks it on its own seeds.
 4. Hostile suite. Each script of tests/verify/hostile under the sandbox, one
@@ -138,7 +142,8 @@ def compute_fairness(ref: bytes, arena, launcher, seeds: int, waste_checks: int,
     return rows
 
 
-def false_accepts(ref: bytes, arena, launcher, variants: int, seeds: list[int], threads: int, workers: int = 1):
+def false_accepts(ref: bytes, arena, launcher, variants: int, seeds: list[int], threads: int, workers: int = 1,
+                  class_seeds: int | None = 1):
     """Each neutral variant checked against the reference on the same seeds (the parent's runs cached).
 
     The first check runs alone and fills the cache; the rest run `workers` at a time.
@@ -149,12 +154,14 @@ def false_accepts(ref: bytes, arena, launcher, variants: int, seeds: list[int], 
 
     def one(item: tuple[str, bytes]):
         name, script = item
-        r = run_check(ref, script, arena, seeds, threads=threads, parent_cache=cache, launcher=launcher)
+        r = run_check(ref, script, arena, seeds, threads=threads, parent_cache=cache, launcher=launcher,
+                      class_seeds=class_seeds)
         gains = [p - c for p, c in zip(r.parent_ubpb, r.candidate_ubpb, strict=True)]
         mean = statistics.mean(gains) if gains else float("nan")
+        cpu = " ".join(f"{q.parent.cpu_ms / 1000:.1f}/{q.candidate.cpu_ms / 1000:.1f}" for q in r.pairs)
         with lock:
-            print(f"  {name:<22} {r.verdict:<10} class {r.position.klass:+d} gains {gains} mean {mean:+.0f}",
-                  flush=True)
+            print(f"  {name:<22} {r.verdict:<10} class {r.position.klass:+d} gains {gains} mean {mean:+.0f} "
+                  f"CPU s parent/candidate {cpu}", flush=True)
         return name, script, r.verdict, gains, r.position.klass
 
     results = [one(todo[0])] if todo else []
@@ -175,6 +182,8 @@ def main() -> int:
     ap.add_argument("--small-eval", action="store_true", help="the test suite's small data/eval settings")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: overhead,neutral,hostile,compute")
     ap.add_argument("--workers", type=int, default=1, help="neutral checks run at once (each one run at a time)")
+    ap.add_argument("--class-seeds", type=int, default=1,
+                    help="neutral checks: seeds that class the candidate, paired afresh (0: all, as a verifier)")
     ap.add_argument("--waste-checks", type=int, default=10, help="checks of the waste-removed candidate")
     ap.add_argument("--bought", default="", help="comma list of the section-5 candidates to check, in this order "
                     "(default: all): '1.5x steps,2x steps,4x steps,2x width'")
@@ -200,7 +209,8 @@ def main() -> int:
     if "neutral" not in skip:
         print(f"\n[2] {args.variants} neutral perturbations", flush=True)
         author_seeds = derive_seeds(b"bench-author-seeds", args.seeds)
-        results, _ = false_accepts(ref, arena, launcher, args.variants, author_seeds, args.threads, args.workers)
+        results, _ = false_accepts(ref, arena, launcher, args.variants, author_seeds, args.threads, args.workers,
+                                   args.class_seeds or None)
         measured = [r for r in results if r[3]]
         at_class = [r for r in measured if r[4] == 0]  # trained on the parent's tokens (class +0)
         means = [statistics.mean(r[3]) for r in at_class]

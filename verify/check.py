@@ -18,12 +18,15 @@ A candidate that fails or cheats on any seed ends the check at once with
 When every seed is measured, verify.stats.decide gives `improves` or
 `no_gain`. A parent result is reused only from `parent_cache`, keyed by
 (parent script digest, arena id, seed, tokens); a failed parent run is never
-cached. On a `compute` arena the candidate of a cached parent then trains
-alone, on the thread count the parent's paired run had: its CPU time is
-compared with a run measured under other load (a contributor's prediction
-and the benchmarks do this; verifiers pass no cache), so load on the machine
-can move its class. bench_verify's neutral checks at 4M tokens saw 8 of 23
-candidates classed -1 that way (BENCHMARKS.md).
+cached. On a `compute` arena a cached parent is not used for the seeds that
+choose the class (all of them, or the first `class_seeds`): a parent's CPU
+time measured under other load says nothing about this candidate's (compared
+with cached parents, bench_verify's neutral checks at 4M tokens classed 8 of
+23 candidates -1 by load alone, BENCHMARKS.md), so those seeds run both
+scripts again, paired. The later seeds reuse the cached parent's score (a run
+at fixed seed, tokens and threads is bitwise reproducible) and the candidate
+trains alone, on the thread count the parent's paired run had. Verifiers pass
+no cache; a contributor's screen (class_seeds=1) and the benchmarks do.
 
 `Hooks` let a caller stop a check early without changing what is measured:
 `should_abort` (asked before and after every run; a reason raises
@@ -325,10 +328,14 @@ class _Check:
         return run
 
     def _seed(self, index: int, seed: int, parent: bytes, candidate: bytes, key: bytes,
-              p_tokens: int | None, c_tokens: int | None) -> tuple[Run, Run]:
-        """Parent and candidate of one seed: concurrently on compute arenas, else candidate first."""
+              p_tokens: int | None, c_tokens: int | None, classing: bool) -> tuple[Run, Run]:
+        """Parent and candidate of one seed: concurrently on compute arenas, else candidate first.
+
+        While `classing` (a compute arena's seeds that choose the class) a cached parent is not
+        used: its CPU time was measured under other load, so the parent runs again, paired.
+        """
         ck = (key, self.arena.id, seed, p_tokens or 0)
-        cached = self.cache.get(ck)
+        cached = None if self.paired and classing else self.cache.get(ck)
         self._abort_if_asked()
         if cached is not None and self.progress:
             self.progress("parent", index, 1, 1)
@@ -438,7 +445,7 @@ class _Check:
         classed = not self.paired
         try:
             for i, seed in enumerate(self.seeds):
-                p_run, c_run = self._seed(i, seed, parent, candidate, key, p_tokens, c_tokens)
+                p_run, c_run = self._seed(i, seed, parent, candidate, key, p_tokens, c_tokens, not classed)
                 pair = Pair(seed, p_run, c_run)
                 self.pairs.append(pair)
                 if self.paired:

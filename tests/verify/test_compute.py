@@ -175,3 +175,27 @@ def test_classing_on_the_first_seed_runs_the_rest_at_the_class(compute_arena, te
     s = run_check(wasteful, sneaky, arena, SEEDS, threads=2, launcher=test_launcher, class_seeds=1)
     assert s.verdict == "invalid:over_compute", s.detail
     assert s.runs == 3
+
+
+def test_a_cached_parent_never_classes_a_candidate(compute_arena, test_launcher):
+    """Cached parent CPU times were measured under other load: the classing seeds pair the parent afresh."""
+    import hashlib
+
+    from verify.check import Run
+
+    arena, ref = compute_arena
+    tokens = tokens_at(arena.budget_value, 0)
+    key = hashlib.sha256(ref).digest()
+    # a cached parent 3x slower than it is, with a score no run gives: used, it would class the candidate +2
+    cache = {(key, arena.id, s, tokens): Run(1, None, tokens, 3_000_000) for s in SEEDS[:2]}
+    noop = ref + b"\n# the same script\n"
+    r = run_check(ref, noop, arena, SEEDS[:2], threads=2, launcher=test_launcher, parent_cache=cache,
+                  class_seeds=1)
+    assert r.position.klass == 0, r.detail
+    first, second = r.pairs
+    assert first.parent.ubpb == first.candidate.ubpb and first.parent.cpu_ms < 3_000_000  # run afresh
+    assert cache[(key, arena.id, SEEDS[0], tokens)] == first.parent  # and cached for later checks
+    assert second.parent == Run(1, None, tokens, 3_000_000)  # after the class is chosen the cache serves
+    assert r.runs == 3
+    v = run_check(ref, noop, arena, SEEDS[:1], threads=2, launcher=test_launcher, parent_cache=cache)
+    assert v.runs == 2 and v.verdict == "no_gain"  # a check classing on every seed pairs every one
