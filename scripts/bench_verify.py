@@ -33,6 +33,7 @@
     python scripts/bench_verify.py --quick
     python scripts/bench_verify.py --budget 500000 --variants 20
     python scripts/bench_verify.py --skip overhead,neutral,hostile --waste-checks 10   # compute only
+    python scripts/bench_verify.py --skip overhead,neutral,hostile --bought none --waste-checks 3
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def compute_fairness(ref: bytes, arena, launcher, seeds: int, waste_checks: int,
                      only: list[str] | None = None) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     bought = dict(bought_compute(ref))
-    for name in only or list(bought):
+    for name in list(bought) if only is None else only:
         script = bought[name]
         s = derive_seeds(f"bench-compute-{name}".encode(), seeds)
         r = run_check(ref, script, arena, s, threads=2 * threads, launcher=launcher)
@@ -135,8 +136,9 @@ def compute_fairness(ref: bytes, arena, launcher, seeds: int, waste_checks: int,
         wins += r.verdict == "improves"
         classes.append(r.position.klass)
         gain = f"{r.decision.mean_gain:+.0f}" if r.decision else "-"
+        ratio = r.compute_ratio
         print(f"  waste removed, check {i + 1}/{waste_checks}: {r.verdict} class {r.position.klass:+d} "
-              f"gain {gain} ubpb", flush=True)
+              f"gain {gain} ubpb, CPU candidate/parent {ratio if ratio is None else round(ratio, 3)}", flush=True)
     rows.append(("waste removed (parent: 2 extra forwards/step)",
                  f"improves in {wins}/{waste_checks} ({wins / max(waste_checks, 1):.0%}); classes {classes}"))
     return rows
@@ -186,7 +188,8 @@ def main() -> int:
                     help="neutral checks: seeds that class the candidate, paired afresh (0: all, as a verifier)")
     ap.add_argument("--waste-checks", type=int, default=10, help="checks of the waste-removed candidate")
     ap.add_argument("--bought", default="", help="comma list of the section-5 candidates to check, in this order "
-                    "(default: all): '1.5x steps,2x steps,4x steps,2x width'")
+                    "(default: all; 'none': only the waste-removed checks): "
+                    "'1.5x steps,2x steps,4x steps,2x width'")
     args = ap.parse_args()
     if args.quick:
         args.budget, args.variants, args.repeats, args.small_eval = args.budget or 60000, 4, 1, True
@@ -238,6 +241,7 @@ def main() -> int:
         print("\n[5] compute fairness", flush=True)
         table(f"compute fairness ({args.seeds} seeds per check, {arena.budget_value} tokens at class 0)",
               compute_fairness(ref, arena, launcher, args.seeds, args.waste_checks, args.threads,
+                               [] if args.bought == "none" else
                                [b.strip() for b in args.bought.split(",") if b.strip()] or None))
     if "hostile" not in skip:
         print("\n[4] hostile suite", flush=True)
