@@ -335,7 +335,7 @@ class _Check:
         used: its CPU time was measured under other load, so the parent runs again, paired.
         """
         ck = (key, self.arena.id, seed, p_tokens or 0)
-        cached = None if self.paired and classing else self.cache.get(ck)
+        cached = None if classing else self.cache.get(ck)
         self._abort_if_asked()
         if cached is not None and self.progress:
             self.progress("parent", index, 1, 1)

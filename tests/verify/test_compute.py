@@ -7,6 +7,7 @@ CPU time each one's process tree used decides the candidate's class.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import pytest
@@ -14,7 +15,7 @@ from conftest import SEEDS, small_arena
 
 from verify import compute
 from verify.calibrate import with_extra_forwards, with_extra_steps
-from verify.check import Hooks, run_check
+from verify.check import Hooks, Run, run_check
 from verify.compute import GENESIS, Position, class_for, keeps_class, tokens_at
 
 pytestmark = pytest.mark.timeout(900)
@@ -179,10 +180,6 @@ def test_classing_on_the_first_seed_runs_the_rest_at_the_class(compute_arena, te
 
 def test_a_cached_parent_never_classes_a_candidate(compute_arena, test_launcher):
     """Cached parent CPU times were measured under other load: the classing seeds pair the parent afresh."""
-    import hashlib
-
-    from verify.check import Run
-
     arena, ref = compute_arena
     tokens = tokens_at(arena.budget_value, 0)
     key = hashlib.sha256(ref).digest()
