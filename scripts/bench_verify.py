@@ -191,6 +191,8 @@ def main() -> int:
                     "(default: all; 'none': only the waste-removed checks): "
                     "'1.5x steps,2x steps,4x steps,2x width'")
     args = ap.parse_args()
+    if args.class_seeds < 0:
+        ap.error(f"--class-seeds must be 0 (every seed) or more, not {args.class_seeds}")
     if args.quick:
         args.budget, args.variants, args.repeats, args.small_eval = args.budget or 60000, 4, 1, True
     skip = set(filter(None, args.skip.split(",")))
